@@ -1,0 +1,34 @@
+# make demo: set up and run FCN-8s on the built-in synthetic data.  make test: set up and run the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO := demo
+DEMO_FLAGS := --data_dir=$(DEMO)/Data_zoo/MIT_SceneParsing/ --model_dir=$(DEMO)/Model_zoo/ \
+	--logs_dir=$(DEMO)/logs/ --fc_width=64 --image_size=64 --batch_size=8 --learning_rate=1e-3
+
+.PHONY: demo test venv clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	rm -rf $(DEMO)
+	$(PY) demo_data.py --out_dir=$(DEMO)
+	@echo "== before training =="
+	$(PY) FCN.py --mode=evaluate $(DEMO_FLAGS)
+	$(PY) FCN.py --mode=train $(DEMO_FLAGS) --max_iteration=301 --save_every=100 --log_every=20
+	@echo "== after training =="
+	$(PY) FCN.py --mode=evaluate $(DEMO_FLAGS)
+	$(PY) FCN.py --mode=visualize $(DEMO_FLAGS)
+	@echo "Pictures in $(DEMO)/logs/ (compare_*.png); TensorBoard: $(PY) -m tensorboard.main --logdir $(DEMO)/logs"
+
+test: venv
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

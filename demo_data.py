@@ -1,0 +1,177 @@
+"""Small stand-ins for the real downloads, used by `make demo` and by the tests.
+
+- write_vgg_mat: a VGG19 file in the MatConvNet beta16 layout (the same 43 layers, struct fields and
+  `normalization`), with narrow, He-initialised random weights.
+- write_scene_dataset: ADEChallengeData2016/ with synthetic scenes drawn from a few ADE20K classes
+  (sky, wall, floor, tree and some objects), images as JPEG and labels as PNG in 0..150.
+
+    python demo_data.py --out_dir=demo      # demo/Model_zoo/*.mat and demo/Data_zoo/MIT_SceneParsing/
+"""
+from __future__ import print_function
+
+import argparse
+import os
+import zipfile
+
+import imageio.v2 as imageio
+import numpy as np
+import scipy.io
+
+VGG19_BLOCKS = (2, 2, 4, 4, 4)  # conv layers per block
+FULL_WIDTHS = (64, 128, 256, 512, 512)
+MEAN_PIXEL = (123.68, 116.779, 103.939)
+
+# ADE20K class indices (objectInfo150.csv) and the base colours the synthetic scenes paint them with.
+OTHER, WALL, SKY, FLOOR, TREE, PERSON, CAR, PAINTING = 0, 1, 3, 4, 5, 13, 21, 23
+CLASS_COLORS = {WALL: (200, 190, 170), SKY: (110, 160, 230), FLOOR: (120, 85, 50), TREE: (40, 120, 40),
+                PERSON: (220, 60, 60), CAR: (240, 200, 30), PAINTING: (150, 40, 160)}
+OBJECTS = (PERSON, CAR, PAINTING)
+
+
+# ---------------------------------------------------------------- VGG19 .mat
+
+def _struct(**fields):
+    """A 1x1 MATLAB struct with fields in the given order."""
+    record = np.empty((1, 1), dtype=[(name, object) for name in fields])
+    for name, value in fields.items():
+        record[0, 0][name] = value
+    return record
+
+
+def _cell(*items):
+    cell = np.empty((1, len(items)), dtype=object)
+    for index, item in enumerate(items):
+        cell[0, index] = item
+    return cell
+
+
+def vgg19_layer_names():
+    names = []
+    for block, convs in enumerate(VGG19_BLOCKS, start=1):
+        for conv in range(1, convs + 1):
+            names += ["conv%d_%d" % (block, conv), "relu%d_%d" % (block, conv)]
+        names.append("pool%d" % block)
+    return names + ["fc6", "relu6", "fc7", "relu7", "fc8", "prob"]
+
+
+def write_vgg_mat(path, widths=FULL_WIDTHS, fc_width=4096, num_imagenet_classes=1000, seed=0):
+    """Write a MatConvNet beta16-layout VGG19 file with random He-initialised weights."""
+    rng = np.random.RandomState(seed)
+    layers, in_channels = [], 3
+    conv_shapes = {}
+    for block, convs in enumerate(VGG19_BLOCKS, start=1):
+        for conv in range(1, convs + 1):
+            conv_shapes["conv%d_%d" % (block, conv)] = (3, 3, in_channels, widths[block - 1])
+            in_channels = widths[block - 1]
+    conv_shapes.update(fc6=(7, 7, in_channels, fc_width), fc7=(1, 1, fc_width, fc_width),
+                       fc8=(1, 1, fc_width, num_imagenet_classes))
+    for name in vgg19_layer_names():
+        if name in conv_shapes:
+            shape = conv_shapes[name]
+            std = np.sqrt(2.0 / np.prod(shape[:3]))
+            kernel = (rng.standard_normal(shape) * std).astype(np.float32)
+            bias = np.zeros((1, shape[3]), np.float32)
+            layers.append(_struct(weights=_cell(kernel, bias), pad=np.array([[0, 0, 0, 0]] if name.startswith("fc")
+                                  else [[1, 1, 1, 1]], np.float64), type="conv", name=name,
+                                  stride=np.array([[1, 1]], np.float64)))
+        elif name.startswith("relu"):
+            layers.append(_struct(type="relu", name=name))
+        elif name.startswith("pool"):
+            layers.append(_struct(name=name, stride=np.array([[2, 2]], np.float64),
+                                  pad=np.array([[0, 1, 0, 1]], np.float64), type="pool", method="max",
+                                  pool=np.array([[2, 2]], np.float64)))
+        else:
+            layers.append(_struct(type="softmax", name=name))
+    average_image = np.tile(np.array(MEAN_PIXEL, np.float32), (224, 224, 1))
+    normalization = _struct(averageImage=average_image, keepAspect=np.array([[1]], np.uint8),
+                            border=np.array([[32, 32]], np.float64), imageSize=np.array([[224, 224, 3]], np.float64),
+                            interpolation="bilinear")
+    names = _cell(*["class%d" % index for index in range(num_imagenet_classes)])
+    classes = _struct(name=names, description=names)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    scipy.io.savemat(path, {"layers": _cell(*layers), "classes": classes, "normalization": normalization})
+    return path
+
+
+# ---------------------------------------------------------------- synthetic scenes
+
+def draw_scene(rng, height, width):
+    """(image uint8 (H, W, 3), labels uint8 (H, W)): sky over a wall or trees, a floor, a few objects."""
+    labels = np.full((height, width), WALL, np.uint8)
+    rows = np.arange(height)[:, None]
+    cols = np.arange(width)[None, :]
+    horizon = int(height * rng.uniform(0.25, 0.5))
+    floor_line = int(height * rng.uniform(0.65, 0.85))
+    labels[rows[:, 0] < horizon] = SKY
+    labels[rows[:, 0] >= floor_line] = FLOOR
+    for _ in range(rng.randint(1, 4)):
+        cx, cy = rng.uniform(0, width), rng.uniform(horizon * 0.6, floor_line)
+        rx, ry = rng.uniform(0.06, 0.15) * width, rng.uniform(0.1, 0.25) * height
+        labels[((cols - cx) / rx) ** 2 + ((rows - cy) / ry) ** 2 < 1] = TREE
+    for _ in range(rng.randint(1, 4)):
+        obj = OBJECTS[rng.randint(len(OBJECTS))]
+        w, h = int(rng.uniform(0.1, 0.25) * width), int(rng.uniform(0.1, 0.3) * height)
+        x, y = rng.randint(0, width - w), rng.randint(horizon // 2, height - h)
+        labels[y:y + h, x:x + w] = obj
+        labels[y:y + h, x] = OTHER  # unlabelled borders, as annotators leave them
+    image = np.zeros((height, width, 3), np.float64)
+    for label, color in CLASS_COLORS.items():
+        jitter = rng.uniform(-25, 25, 3)
+        image[labels == label] = np.array(color) + jitter
+    image[labels == OTHER] = 90
+    image += rng.normal(0, 12, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), labels
+
+
+def write_scene_dataset(data_dir, num_training=40, num_validation=10, min_size=48, max_size=96, seed=0):
+    """Write data_dir/ADEChallengeData2016 in the real layout; returns that folder."""
+    rng = np.random.RandomState(seed)
+    root = os.path.join(data_dir, "ADEChallengeData2016")
+    for split, count, prefix in (("training", num_training, "ADE_train_"), ("validation", num_validation, "ADE_val_")):
+        image_dir = os.path.join(root, "images", split)
+        annotation_dir = os.path.join(root, "annotations", split)
+        os.makedirs(image_dir, exist_ok=True)
+        os.makedirs(annotation_dir, exist_ok=True)
+        for index in range(1, count + 1):
+            height, width = rng.randint(min_size, max_size + 1, size=2)
+            image, labels = draw_scene(rng, height, width)
+            stem = "%s%08d" % (prefix, index)
+            imageio.imwrite(os.path.join(image_dir, stem + ".jpg"), image, quality=95)
+            imageio.imwrite(os.path.join(annotation_dir, stem + ".png"), labels)
+    with open(os.path.join(root, "objectInfo150.txt"), "w") as info:
+        info.write("Idx\tRatio\tTrain\tVal\tName\n")
+    with open(os.path.join(root, "sceneCategories.txt"), "w") as scenes:
+        for split, count, prefix in (("training", num_training, "ADE_train_"), ("validation", num_validation, "ADE_val_")):
+            for index in range(1, count + 1):
+                scenes.write("%s%08d street\n" % (prefix, index))
+    return root
+
+
+def zip_folder(folder, zip_path):
+    """Zip `folder` so that it extracts to a folder of the same name (as ADEChallengeData2016.zip does)."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for directory, _, files in os.walk(folder):
+            for name in sorted(files):
+                path = os.path.join(directory, name)
+                archive.write(path, os.path.relpath(path, parent))
+    return zip_path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out_dir", default="demo", help="where to write Model_zoo/ and Data_zoo/")
+    parser.add_argument("--num_training", type=int, default=200)
+    parser.add_argument("--num_validation", type=int, default=40)
+    parser.add_argument("--widths", default="8,16,32,64,64", help="channels of the five VGG blocks")
+    parser.add_argument("--fc_width", type=int, default=64)
+    args = parser.parse_args()
+    widths = tuple(int(width) for width in args.widths.split(","))
+    mat = write_vgg_mat(os.path.join(args.out_dir, "Model_zoo", "imagenet-vgg-verydeep-19.mat"), widths, args.fc_width)
+    data = write_scene_dataset(os.path.join(args.out_dir, "Data_zoo", "MIT_SceneParsing"),
+                               args.num_training, args.num_validation)
+    print("Wrote %s and %s" % (mat, data))
+
+
+if __name__ == "__main__":
+    main()

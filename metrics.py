@@ -1,0 +1,89 @@
+"""Segmentation metrics as plain functions of one confusion matrix (the FCN paper and the ADE20K benchmark).
+
+confusion[i, j] counts pixels of ground-truth class i predicted as class j. Class 0 ("other") is not
+scored: its row is dropped (those pixels are ignored) and so is its column (predictions of "other"
+on a scored pixel count as wrong for that pixel's class, as in the benchmark).
+"""
+import numpy as np
+
+IGNORE_LABEL = 0
+
+
+def confusion_matrix(ground_truth, prediction, num_classes):
+    """(num_classes, num_classes) int64 counts from two label arrays of the same shape."""
+    ground_truth = np.asarray(ground_truth, np.int64).ravel()
+    prediction = np.asarray(prediction, np.int64).ravel()
+    if ground_truth.shape != prediction.shape:
+        raise ValueError("ground truth has %d pixels, prediction %d" % (ground_truth.size, prediction.size))
+    valid = (ground_truth >= 0) & (ground_truth < num_classes)
+    prediction = np.clip(prediction[valid], 0, num_classes - 1)
+    return np.bincount(num_classes * ground_truth[valid] + prediction,
+                       minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def _scored(confusion):
+    """Scored rows, all columns: pixels labelled "other" are not scored."""
+    confusion = np.asarray(confusion, np.float64)
+    return confusion[IGNORE_LABEL + 1:]
+
+
+def pixel_accuracy(confusion):
+    scored = _scored(confusion)
+    total = scored.sum()
+    return float(np.trace(scored, offset=IGNORE_LABEL + 1) / total) if total else float("nan")
+
+
+def class_iou(confusion):
+    """IoU of every class (index 0 and absent classes: nan); the prediction of "other" counts as a miss."""
+    confusion = np.asarray(confusion, np.float64)
+    true_positive = np.diag(confusion).copy()
+    ground_truth = confusion.sum(axis=1)
+    predicted = confusion[IGNORE_LABEL + 1:].sum(axis=0)
+    union = ground_truth + predicted - true_positive
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = true_positive / union
+    iou[union == 0] = np.nan
+    iou[IGNORE_LABEL] = np.nan
+    return iou
+
+
+def class_accuracy(confusion):
+    confusion = np.asarray(confusion, np.float64)
+    ground_truth = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.diag(confusion) / ground_truth
+    accuracy[ground_truth == 0] = np.nan
+    accuracy[IGNORE_LABEL] = np.nan
+    return accuracy
+
+
+def mean_accuracy(confusion):
+    return _nanmean(class_accuracy(confusion))
+
+
+def mean_iou(confusion):
+    return _nanmean(class_iou(confusion))
+
+
+def frequency_weighted_iou(confusion):
+    iou = class_iou(confusion)
+    frequency = np.asarray(confusion, np.float64).sum(axis=1)
+    present = ~np.isnan(iou)
+    total = frequency[IGNORE_LABEL + 1:].sum()
+    return float((frequency[present] * iou[present]).sum() / total) if total else float("nan")
+
+
+def challenge_score(confusion):
+    return (pixel_accuracy(confusion) + mean_iou(confusion)) / 2.0
+
+
+def most_frequent_class_accuracy(confusion):
+    """Pixel accuracy of always predicting the most frequent scored class: the baseline to beat."""
+    frequency = _scored(confusion).sum(axis=1)
+    return float(frequency.max() / frequency.sum()) if frequency.sum() else float("nan")
+
+
+def _nanmean(values):
+    values = np.asarray(values, np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")
