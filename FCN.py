@@ -190,12 +190,14 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
 
 # ---------------------------------------------------------------- session, checkpoints
 
-def restore_or_initialize(sess, model, logs_dir):
+def restore_or_initialize(sess, model, saver, logs_dir):
     """Restore the newest checkpoint in logs_dir, or start from the VGG weights.
 
-    A checkpoint from the original (no global_step) restores too; what it lacks starts fresh."""
+    A checkpoint from the original (no global_step) restores too; what it lacks starts fresh.
+    `saver` takes over the list of earlier checkpoints, so it keeps rotating them."""
     sess.run(tf.compat.v1.global_variables_initializer())
-    checkpoint = tf.train.latest_checkpoint(logs_dir)
+    state = tf.train.get_checkpoint_state(logs_dir)
+    checkpoint = state and state.model_checkpoint_path
     if not checkpoint:
         model.pretrained.load(sess)
         print("No checkpoint in %s: starting from the VGG weights" % logs_dir)
@@ -209,6 +211,7 @@ def restore_or_initialize(sess, model, logs_dir):
             raise ValueError("%s holds %s with shape %s, the graph wants %s: check --fc_width and the VGG file."
                              % (checkpoint, var.op.name, saved[var.op.name], var.shape.as_list()))
     tf.compat.v1.train.Saver(present).restore(sess, checkpoint)
+    saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
     print("Model restored...", checkpoint)
     if fresh:
         print("Initialised fresh (not in the checkpoint): " + ", ".join(fresh))
@@ -297,6 +300,12 @@ def main(argv):
     del argv
     if FLAGS.image_size % 32:
         raise app.UsageError("--image_size must be a multiple of 32, got %d" % FLAGS.image_size)
+    with tf.Graph().as_default():
+        run_mode(FLAGS.mode)
+
+
+def run_mode(mode):
+    """Build the graph, read the data, restore, and run one mode (all settings from FLAGS)."""
     weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
     model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug)
     del weights
@@ -308,20 +317,19 @@ def main(argv):
     image_options = {"resize": True, "resize_size": FLAGS.image_size}
     validation_reader = dataset.BatchDatset(valid_records, image_options)
 
-    sess = make_session()
-    saver = tf.compat.v1.train.Saver(max_to_keep=5)
-    restore_or_initialize(sess, model, FLAGS.logs_dir)
     os.makedirs(FLAGS.logs_dir, exist_ok=True)
-    if FLAGS.mode == "train":
-        train_reader = dataset.BatchDatset(train_records, image_options)
-        train_mode(sess, model, saver, train_reader, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
-                   FLAGS.max_iteration, FLAGS.keep_prob, FLAGS.log_every, FLAGS.save_every)
-    elif FLAGS.mode == "visualize":
-        visualize_mode(sess, model, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
-                       utils.ade20k_class_names(), utils.ade20k_palette())
-    elif FLAGS.mode == "evaluate":
-        evaluate_mode(sess, model, validation_reader, FLAGS.batch_size)
-    sess.close()
+    saver = tf.compat.v1.train.Saver(max_to_keep=5)
+    with make_session() as sess:
+        restore_or_initialize(sess, model, saver, FLAGS.logs_dir)
+        if mode == "train":
+            train_reader = dataset.BatchDatset(train_records, image_options)
+            train_mode(sess, model, saver, train_reader, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
+                       FLAGS.max_iteration, FLAGS.keep_prob, FLAGS.log_every, FLAGS.save_every)
+        elif mode == "visualize":
+            visualize_mode(sess, model, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
+                           utils.ade20k_class_names(), utils.ade20k_palette())
+        elif mode == "evaluate":
+            evaluate_mode(sess, model, validation_reader, FLAGS.batch_size)
 
 
 if __name__ == "__main__":
