@@ -142,7 +142,7 @@ def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS
 def segmentation_loss(logits, annotation):
     """Mean pixel-wise softmax cross-entropy over all classes (label 0 included, as the original)."""
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        logits=logits, labels=tf.squeeze(annotation, axis=[3]), name="entropy"))
+        logits=logits, labels=tf.squeeze(annotation, axis=[3])))
 
 
 def train(loss_val, var_list, learning_rate, global_step, debug=False):
@@ -174,9 +174,9 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
     train_summary = tf.compat.v1.summary.merge_all()
     palette = tf.constant(utils.ade20k_palette())
     pictures = [
-        tf.compat.v1.summary.image("input_image", tf.cast(image, tf.uint8), max_outputs=2),
-        tf.compat.v1.summary.image("ground_truth", tf.gather(palette, annotation[..., 0]), max_outputs=2),
-        tf.compat.v1.summary.image("pred_annotation", tf.gather(palette, pred_annotation[..., 0]), max_outputs=2),
+        utils.image_summary("input_image", tf.cast(image, tf.uint8)),
+        utils.image_summary("ground_truth", tf.gather(palette, tf.clip_by_value(annotation[..., 0], 0, num_classes - 1))),
+        utils.image_summary("pred_annotation", tf.gather(palette, pred_annotation[..., 0])),
     ]
     validation_summary = tf.compat.v1.summary.merge([entropy] + pictures)
 

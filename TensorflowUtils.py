@@ -24,8 +24,9 @@ VGG_BETA16_KEYS = ("layers", "normalization")
 
 # ---------------------------------------------------------------- downloads
 
-def download(url, dest_path, out=sys.stdout):
+def download(url, dest_path, out=None):
     """Fetch url to dest_path through a temporary name, so a cut download never looks whole."""
+    out = out or sys.stdout
     partial_path = dest_path + ".part"
     started = time.time()
     with urllib.request.urlopen(url) as response, open(partial_path, "wb") as partial:
@@ -166,11 +167,18 @@ def process_image(image, mean_pixel):
     return image - mean_pixel
 
 
-# ---------------------------------------------------------------- summaries (only with --debug)
+# ---------------------------------------------------------------- summaries
+
+def image_summary(tag, images, max_outputs=2):
+    """An image summary tagged exactly `tag` (tf.summary.image renames it when an op has that name)."""
+    return tf.raw_ops.ImageSummary(tag=tag, tensor=images, max_images=max_outputs)
+
 
 def add_activation_summary(var):
-    tf.compat.v1.summary.histogram(var.op.name + "/activation", var)
-    tf.compat.v1.summary.scalar(var.op.name + "/sparsity", tf.nn.zero_fraction(var))
+    """Called inside the variable's name scope, which TensorFlow adds to the tag itself."""
+    name = var.op.name.rsplit("/", 1)[-1]
+    tf.compat.v1.summary.histogram(name + "/activation", var)
+    tf.compat.v1.summary.scalar(name + "/sparsity", tf.nn.zero_fraction(var))
 
 
 def add_gradient_summary(grad, var):

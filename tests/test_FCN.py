@@ -108,3 +108,51 @@ def test_train_checkpoint_resume_visualize(fcn_flags, run_fcn, capsys):
         for prefix in ("inp", "gt", "pred", "compare"):
             assert os.path.exists(os.path.join(logs_dir, "%s_%d.png" % (prefix, k)))
     assert len(glob.glob(os.path.join(logs_dir, "train", "events.out.tfevents.*"))) == 2
+
+
+def test_tensorboard_event_files_hold_the_tags(fcn_flags, run_fcn):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    run_fcn("train", max_iteration=2, save_every=1, debug=True, **fcn_flags)
+
+    def tags(run):
+        accumulator = event_accumulator.EventAccumulator(
+            os.path.join(fcn_flags["logs_dir"], run), size_guidance={event_accumulator.IMAGES: 0})
+        return accumulator.Reload().Tags(), accumulator
+
+    train_tags, train = tags("train")
+    assert "entropy" in train_tags["scalars"]
+    assert train_tags["graph"]
+    assert any(tag.endswith("/activation") for tag in train_tags["histograms"])
+    assert any(tag.endswith("/gradient") for tag in train_tags["histograms"])
+    assert any(tag.endswith("/sparsity") for tag in train_tags["scalars"])
+    assert [event.step for event in train.Scalars("entropy")] == [0, 1]
+
+    validation_tags, validation = tags("validation")
+    assert "entropy" in validation_tags["scalars"]
+    for name in ("input_image", "ground_truth", "pred_annotation"):  # TF1 tags: name/image/<index>
+        assert {name + "/image/0", name + "/image/1"} <= set(validation_tags["images"])
+    picture = validation.Images("ground_truth/image/0")[0]
+    assert (picture.width, picture.height) == (32, 32)
+
+
+def test_checkpoint_of_the_original_restores(fcn_flags, run_fcn, capsys):
+    """Same variable names, Adam slots, no global_step: restores, and says what starts fresh."""
+    logs_dir = fcn_flags["logs_dir"]
+    os.makedirs(logs_dir)
+    with tf.Graph().as_default():
+        weights, mean_pixel = FCN.load_vgg(fcn_flags["model_dir"], MODEL_URL)
+        FCN.build_model(weights, mean_pixel, fc_width=fcn_flags["fc_width"])
+        original_vars = [v for v in tf.compat.v1.global_variables() if v.op.name != "global_step"]
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            sess.run(original_vars[0].assign(tf.fill(original_vars[0].shape, 0.5)))
+            tf.compat.v1.train.Saver(original_vars).save(sess, os.path.join(logs_dir, "model.ckpt"), global_step=500)
+    assert "global_step" not in dict(tf.train.list_variables(tf.train.latest_checkpoint(logs_dir)))
+    run_fcn("train", max_iteration=1, save_every=1, learning_rate=0.0, **fcn_flags)
+    out = capsys.readouterr().out
+    assert "Model restored..." in out
+    assert "Initialised fresh (not in the checkpoint): global_step" in out
+    assert "Step: 0, Train_loss:" in out
+    reader = tf.train.load_checkpoint(os.path.join(logs_dir, "model.ckpt-0"))
+    np.testing.assert_allclose(reader.get_tensor(original_vars[0].op.name), 0.5)

@@ -1,0 +1,107 @@
+"""read_MITSceneParsingData: listing pairs, the pickle cache, Windows paths, download and extraction."""
+import ntpath
+import os
+import pickle
+import shutil
+
+import pytest
+
+import demo_data
+import read_MITSceneParsingData as scene_parsing
+from test_TensorflowUtils import serve_directory
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    demo_data.write_scene_dataset(str(tmp_path), num_training=5, num_validation=3, min_size=32, max_size=40)
+    return str(tmp_path)
+
+
+def test_layout_and_records(data_dir):
+    training, validation = scene_parsing.read_dataset(data_dir)
+    assert len(training) == 5 and len(validation) == 3
+    for record in training + validation:
+        assert set(record) == {"image", "annotation", "filename"}
+        assert os.path.exists(record["image"]) and os.path.exists(record["annotation"])
+        assert os.path.basename(record["image"]) == record["filename"] + ".jpg"
+        assert os.path.basename(record["annotation"]) == record["filename"] + ".png"
+    assert {r["filename"] for r in validation} == {"ADE_val_%08d" % i for i in (1, 2, 3)}
+
+
+def test_pickle_stores_paths_relative_to_data_dir(data_dir, tmp_path, monkeypatch):
+    scene_parsing.read_dataset(data_dir)
+    with open(os.path.join(data_dir, scene_parsing.PICKLE_NAME), "rb") as cache:
+        cached = pickle.load(cache)
+    assert all(not os.path.isabs(r["image"]) and r["image"].startswith("ADEChallengeData2016")
+               for r in cached["training"])
+    moved = str(tmp_path.parent / (tmp_path.name + "_moved"))
+    shutil.move(data_dir, moved)
+    monkeypatch.chdir("/")
+    training, _ = scene_parsing.read_dataset(moved)
+    assert all(os.path.exists(r["image"]) for r in training)
+
+
+def test_stems_with_windows_separators(monkeypatch):
+    """On Windows os.path is ntpath: a backslash path must give the stem (the original split on '/')."""
+    monkeypatch.setattr(scene_parsing.os, "path", ntpath)
+    assert scene_parsing.image_stem(r"C:\Data_zoo\ADEChallengeData2016\images\training\ADE_train_00000001.jpg") \
+        == "ADE_train_00000001"
+    assert scene_parsing.image_stem("Data_zoo/ADEChallengeData2016/images/training/ADE_train_7.jpg") == "ADE_train_7"
+
+
+def test_missing_annotation_is_skipped(data_dir, capsys):
+    os.remove(os.path.join(data_dir, "ADEChallengeData2016", "annotations", "training", "ADE_train_00000002.png"))
+    training, _ = scene_parsing.read_dataset(data_dir)
+    assert len(training) == 4
+    assert "Annotation file not found for ADE_train_00000002 - Skipping" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["empty", "missing_file", "garbage", "new_image"])
+def test_stale_or_broken_pickle_is_rebuilt(data_dir, damage, capsys):
+    pickle_path = os.path.join(data_dir, scene_parsing.PICKLE_NAME)
+    root = os.path.join(data_dir, "ADEChallengeData2016")
+    scene_parsing.read_dataset(data_dir)
+    if damage == "empty":  # what the original left behind on Windows
+        with open(pickle_path, "wb") as cache:
+            pickle.dump({"training": [], "validation": []}, cache)
+    elif damage == "missing_file":
+        os.remove(os.path.join(root, "images", "validation", "ADE_val_00000001.jpg"))
+    elif damage == "garbage":
+        with open(pickle_path, "wb") as cache:
+            cache.write(b"not a pickle")
+    else:
+        for kind, ext in (("images", ".jpg"), ("annotations", ".png")):
+            shutil.copy(os.path.join(root, kind, "training", "ADE_train_00000001" + ext),
+                        os.path.join(root, kind, "training", "ADE_train_00000099" + ext))
+        os.utime(os.path.join(root, "images", "training"), (2e9, 2e9))
+    capsys.readouterr()
+    training, validation = scene_parsing.read_dataset(data_dir)
+    assert "Rebuilding" in capsys.readouterr().out
+    assert len(validation) == (2 if damage == "missing_file" else 3)
+    assert len(training) == (6 if damage == "new_image" else 5)
+
+
+def test_zip_placed_by_hand_is_extracted(tmp_path):
+    source = tmp_path / "source"
+    root = demo_data.write_scene_dataset(str(source), num_training=2, num_validation=1, min_size=32, max_size=33)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    demo_data.zip_folder(root, str(data_dir / "ADEChallengeData2016.zip"))
+    training, validation = scene_parsing.read_dataset(str(data_dir), data_url="http://127.0.0.1:9/ADEChallengeData2016.zip")
+    assert (len(training), len(validation)) == (2, 1)
+
+
+def test_download_and_extract_from_loopback(tmp_path):
+    source = tmp_path / "served"
+    root = demo_data.write_scene_dataset(str(source / "tree"), num_training=2, num_validation=2, min_size=32, max_size=33)
+    demo_data.zip_folder(root, str(source / "ADEChallengeData2016.zip"))
+    with serve_directory(str(source)) as url:
+        training, validation = scene_parsing.read_dataset(str(tmp_path / "data"), url + "/ADEChallengeData2016.zip")
+    assert (len(training), len(validation)) == (2, 2)
+    assert os.path.isdir(tmp_path / "data" / "ADEChallengeData2016")
+
+
+def test_no_data_and_no_download_is_a_clear_error(tmp_path):
+    with pytest.raises(IOError) as error:
+        scene_parsing.read_dataset(str(tmp_path), data_url="http://127.0.0.1:9/ADEChallengeData2016.zip")
+    assert "ADEChallengeData2016" in str(error.value) and "--data_dir" in str(error.value)
