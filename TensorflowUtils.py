@@ -221,13 +221,15 @@ def save_image(image, save_dir, name):
     return path
 
 
-def side_by_side(pictures, palette, class_names, legend_columns=3):
+def side_by_side(pictures, palette, class_names, legend_columns=3, min_height=192):
     """One RGB picture: the photo, then each label map coloured, then a legend of the classes shown."""
     from PIL import Image, ImageDraw
 
     photo, label_maps = np.asarray(pictures[0], np.uint8), [np.asarray(p) for p in pictures[1:]]
-    height, width = photo.shape[:2]
-    row = np.concatenate([photo] + [colorize(labels, palette) for labels in label_maps], axis=1)
+    panels = [photo] + [colorize(labels, palette) for labels in label_maps]
+    zoom = max(1, min_height // photo.shape[0])  # small inputs are enlarged so the legend stays readable
+    row = np.concatenate(panels, axis=1).repeat(zoom, axis=0).repeat(zoom, axis=1)
+    height = row.shape[0]
     present = sorted(set(np.unique(np.concatenate([labels.ravel() for labels in label_maps])).tolist()))
     line_height, swatch = 14, 10
     rows = (len(present) + legend_columns - 1) // legend_columns

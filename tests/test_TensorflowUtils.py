@@ -105,5 +105,6 @@ def test_side_by_side_has_the_three_panels(tmp_path):
     photo = np.full((32, 40, 3), 7, np.uint8)
     truth = np.full((32, 40), 3, np.uint8)
     picture = utils.side_by_side([photo, truth, truth], palette, names)
-    assert picture.shape[1] == 120 and picture.shape[0] > 32
-    np.testing.assert_array_equal(picture[5, 45], palette[3])
+    assert picture.shape[1] == 3 * 40 * 6 and picture.shape[0] > 32 * 6  # enlarged 6x to 192 rows
+    np.testing.assert_array_equal(picture[5, 6 * 45], palette[3])
+    np.testing.assert_array_equal(picture[5, 5], photo[0, 0])
