@@ -88,23 +88,21 @@ def vgg_net(weights, image, debug=False):
 
 def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False):
     """conv6-conv8: the fully connected layers as convolutions, giving class scores at stride 32."""
-    W6 = utils.weight_variable([7, 7, pool5.shape[-1], fc_width], name="W6")
-    b6 = utils.bias_variable([fc_width], name="b6")
-    relu6 = tf.nn.relu(utils.conv2d_basic(pool5, W6, b6), name="relu6")
-    if debug:
-        utils.add_activation_summary(relu6)
-    relu_dropout6 = tf.nn.dropout(relu6, rate=1 - keep_prob)
-
-    W7 = utils.weight_variable([1, 1, fc_width, fc_width], name="W7")
-    b7 = utils.bias_variable([fc_width], name="b7")
-    relu7 = tf.nn.relu(utils.conv2d_basic(relu_dropout6, W7, b7), name="relu7")
-    if debug:
-        utils.add_activation_summary(relu7)
-    relu_dropout7 = tf.nn.dropout(relu7, rate=1 - keep_prob)
-
+    relu_dropout6 = _conv_relu_dropout(pool5, [7, 7, pool5.shape[-1], fc_width], "6", keep_prob, debug)
+    relu_dropout7 = _conv_relu_dropout(relu_dropout6, [1, 1, fc_width, fc_width], "7", keep_prob, debug)
     W8 = utils.weight_variable([1, 1, fc_width, num_classes], name="W8")
     b8 = utils.bias_variable([num_classes], name="b8")
     return utils.conv2d_basic(relu_dropout7, W8, b8)
+
+
+def _conv_relu_dropout(x, kernel_shape, layer, keep_prob, debug):
+    """W<layer>, b<layer>, relu<layer>, then dropout: conv6 and conv7."""
+    W = utils.weight_variable(kernel_shape, name="W" + layer)
+    b = utils.bias_variable([kernel_shape[-1]], name="b" + layer)
+    relu = tf.nn.relu(utils.conv2d_basic(x, W, b), name="relu" + layer)
+    if debug:
+        utils.add_activation_summary(relu)
+    return tf.nn.dropout(relu, rate=1 - keep_prob)
 
 
 def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes):
