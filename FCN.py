@@ -365,7 +365,7 @@ def evaluate_mode(predictions, num_images, logs_dir, checkpoint, num_classes=NUM
         confusion += metrics.confusion_matrix(annotation, prediction, num_classes)
     scores = dict(metrics.summary(confusion), num_images=num_images, checkpoint=checkpoint)
     print(metrics.format_table(confusion, utils.ade20k_class_names()))
-    for name in ("pixel_accuracy", "mean_accuracy", "mean_iou", "frequency_weighted_iou", "challenge_score"):
+    for name in metrics.SCORES:
         print("%-24s %s" % (name, scores[name]))
     print("Validation pixel accuracy: %.4f (most frequent class: %.4f) on %d images"
           % (metrics.pixel_accuracy(confusion), metrics.most_frequent_class_accuracy(confusion), num_images))

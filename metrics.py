@@ -77,12 +77,13 @@ def challenge_score(confusion):
     return (pixel_accuracy(confusion) + mean_iou(confusion)) / 2.0
 
 
+SCORES = {"pixel_accuracy": pixel_accuracy, "mean_accuracy": mean_accuracy, "mean_iou": mean_iou,
+          "frequency_weighted_iou": frequency_weighted_iou, "challenge_score": challenge_score}
+
+
 def summary(confusion):
-    """The paper's four metrics, the challenge score and per-class IoU; undefined values are None (JSON null)."""
-    scores = {"pixel_accuracy": pixel_accuracy(confusion), "mean_accuracy": mean_accuracy(confusion),
-              "mean_iou": mean_iou(confusion), "frequency_weighted_iou": frequency_weighted_iou(confusion),
-              "challenge_score": challenge_score(confusion)}
-    scores = {name: _none_if_nan(value) for name, value in scores.items()}
+    """Every score of SCORES and the per-class IoU; undefined values are None (JSON null)."""
+    scores = {name: _none_if_nan(score(confusion)) for name, score in SCORES.items()}
     scores["class_iou"] = [_none_if_nan(value) for value in class_iou(confusion)]
     return scores
 

@@ -15,20 +15,14 @@ def confusion_from(pairs, num_classes=4):
     return confusion
 
 
-def test_perfect_prediction_scores_one():
-    confusion = confusion_from({(1, 1): 5, (2, 2): 3, (3, 3): 2})
-    scores = metrics.summary(confusion)
-    for name in ("pixel_accuracy", "mean_accuracy", "mean_iou", "frequency_weighted_iou", "challenge_score"):
-        assert scores[name] == 1.0
-    assert scores["class_iou"] == [None, 1.0, 1.0, 1.0]
-
-
-def test_all_wrong_scores_zero():
-    confusion = confusion_from({(1, 2): 4, (2, 3): 4, (3, 1): 2})
-    scores = metrics.summary(confusion)
-    for name in ("pixel_accuracy", "mean_accuracy", "mean_iou", "frequency_weighted_iou", "challenge_score"):
-        assert scores[name] == 0.0
-    assert scores["class_iou"] == [None, 0.0, 0.0, 0.0]
+@pytest.mark.parametrize("pairs, expected", [({(1, 1): 5, (2, 2): 3, (3, 3): 2}, 1.0),
+                                             ({(1, 2): 4, (2, 3): 4, (3, 1): 2}, 0.0)],
+                         ids=["perfect", "all_wrong"])
+def test_perfect_scores_one_and_all_wrong_zero(pairs, expected):
+    scores = metrics.summary(confusion_from(pairs))
+    for name in metrics.SCORES:
+        assert scores[name] == expected
+    assert scores["class_iou"] == [None, expected, expected, expected]
 
 
 def test_classes_absent_from_truth_and_prediction_are_left_out():
