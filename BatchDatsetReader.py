@@ -11,11 +11,9 @@ from PIL import Image
 
 
 def read_image(path):
-    """An RGB uint8 (H, W, 3) array from any image file: grayscale is repeated, alpha dropped."""
-    image = np.asarray(imageio.imread(path))
-    if image.ndim == 2:
-        image = np.stack([image] * 3, axis=-1)
-    return image[..., :3].astype(np.uint8)
+    """An RGB uint8 (H, W, 3) array from any image file: grayscale is repeated, palettes looked up, alpha dropped."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def read_annotation(path):

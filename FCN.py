@@ -1,4 +1,4 @@
-"""FCN-8s semantic segmentation on MIT Scene Parsing (ADE20K): train, visualize, evaluate.
+"""FCN-8s semantic segmentation on MIT Scene Parsing (ADE20K): train, visualize, evaluate, predict, export.
 
 A port of shekkizh/FCN.tensorflow to today's TensorFlow (tf.compat.v1 graphs and sessions).
 Run `python FCN.py --helpfull` for every flag.
@@ -7,6 +7,7 @@ from __future__ import print_function
 
 import collections
 import datetime
+import json
 import os
 import sys
 import time
@@ -30,8 +31,9 @@ flags.DEFINE_string("data_dir", "Data_zoo/MIT_SceneParsing/", "path to dataset")
 flags.DEFINE_float("learning_rate", 1e-4, "Learning rate for Adam Optimizer")
 flags.DEFINE_string("model_dir", "Model_zoo/", "Path to vgg model mat")
 flags.DEFINE_bool("debug", False, "Debug mode: activation and gradient histograms in TensorBoard")
-flags.DEFINE_enum("mode", "train", ["train", "visualize", "evaluate"],
-                  "Mode: train / visualize / evaluate")
+flags.DEFINE_enum("mode", "train", ["train", "visualize", "evaluate", "predict", "export"],
+                  "Mode: train / visualize / evaluate (score the validation split, write logs_dir/metrics.json) / "
+                  "predict (segment --input) / export (write a SavedModel to --export_dir)")
 flags.DEFINE_integer("max_iteration", 100001, "number of training steps (the step count continues on resume)")
 flags.DEFINE_integer("image_size", 224, "images and annotations are resized to this square (multiple of 32)")
 flags.DEFINE_float("keep_prob", 0.85, "dropout keep probability of conv6 and conv7 while training")
@@ -43,6 +45,16 @@ flags.DEFINE_string("data_url", scene_parsing.DATA_URL, "where to download ADECh
 flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7")
 flags.DEFINE_bool("transpose_vgg_kernels", True,
                   "swap the kernel's first two axes as the original did (keeps its checkpoints valid)")
+flags.DEFINE_integer("infer_size", None,
+                     "evaluate/predict/export: the net sees each image resized to this square (nearest, as in "
+                     "training) and its class scores are resized back (bilinear); 0 = the native size, padded to "
+                     "a multiple of 32. Default: --image_size")
+flags.DEFINE_string("predictions_dir", "",
+                    "evaluate: score the label PNGs <stem>.png in this folder instead of running the network")
+flags.DEFINE_string("input", "", "predict: an image file (JPEG or PNG) or a folder of them")
+flags.DEFINE_string("output_dir", "", "predict: where to write <stem>.png, <stem>_color.png and "
+                    "<stem>_overlay.png. Default: logs_dir/predictions")
+flags.DEFINE_string("export_dir", "", "export: a new folder for the SavedModel. Default: logs_dir/saved_model")
 
 NUM_OF_CLASSESS = 151
 CHECKPOINT_NAME = "model.ckpt"
@@ -137,6 +149,29 @@ def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS
     return tf.expand_dims(annotation_pred, axis=3), logits
 
 
+def inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes=NUM_OF_CLASSESS, fc_width=4096):
+    """uint8 images [N, H, W, 3] of any size -> (labels [N, H, W], probabilities [N, H, W, classes]).
+
+    infer_size > 0: the net sees an infer_size square, resized like the training data (nearest), and
+    its class scores are resized back to H x W (bilinear) before the argmax. 0: the net sees the image
+    itself, padded to a multiple of 32 with the mean pixel (zero after centring) and cropped back."""
+    image = tf.cast(images, tf.float32)
+    size = tf.shape(image)[1:3]
+    mean_pixel = mean_pixel.astype(np.float32)
+    if infer_size:
+        net_input = tf.image.resize(image, [infer_size, infer_size], method="nearest")
+    else:
+        pad = -size % 32
+        net_input = tf.pad(image - mean_pixel, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]]) + mean_pixel
+    _, logits = inference(net_input, 1.0, weights, mean_pixel, num_classes, fc_width)
+    if infer_size:
+        logits = tf.image.resize(logits, size, method="bilinear")
+    else:
+        logits = logits[:, :size[0], :size[1]]
+    labels = tf.argmax(logits, axis=3, output_type=tf.int32, name="labels")
+    return labels, tf.nn.softmax(logits, name="probabilities")
+
+
 def segmentation_loss(logits, annotation):
     """Mean pixel-wise softmax cross-entropy over all classes (label 0 included, as the original)."""
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -177,18 +212,31 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
         utils.image_summary("pred_annotation", tf.gather(palette, pred_annotation[..., 0])),
     ]
     validation_summary = tf.compat.v1.summary.merge([entropy] + pictures)
+    return Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op,
+                 global_step, train_summary, validation_summary, pretrained_loader(weights))
 
+
+Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained"])
+
+
+def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=NUM_OF_CLASSESS):
+    """The inference path evaluate, predict and export share: uint8 `images` in, `labels` and `probabilities` out."""
+    images = tf.compat.v1.placeholder(tf.uint8, shape=[None, None, None, 3], name="images")
+    labels, probabilities = inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes, fc_width)
+    return Predictor(images, labels, probabilities, pretrained_loader(weights))
+
+
+def pretrained_loader(weights):
+    """Fills the VGG variables of the default graph with `weights` when no checkpoint is restored."""
     variables = {var.op.name: var for var in tf.compat.v1.global_variables()}
-    pretrained = utils.PretrainedLoader(
+    return utils.PretrainedLoader(
         [(variables["inference/" + name + suffix], value)
          for name, pair in sorted(weights.items()) for suffix, value in zip(("_w", "_b"), pair)])
-    return Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op,
-                 global_step, train_summary, validation_summary, pretrained)
 
 
 # ---------------------------------------------------------------- session, checkpoints
 
-def restore_or_initialize(sess, model, saver, logs_dir):
+def restore_or_initialize(sess, pretrained, saver, logs_dir):
     """Restore the newest checkpoint in logs_dir, or start from the VGG weights.
 
     A checkpoint from the original (no global_step) restores too; what it lacks starts fresh.
@@ -197,7 +245,7 @@ def restore_or_initialize(sess, model, saver, logs_dir):
     state = tf.train.get_checkpoint_state(logs_dir)
     checkpoint = state and state.model_checkpoint_path
     if not checkpoint:
-        model.pretrained.load(sess)
+        pretrained.load(sess)
         print("No checkpoint in %s: starting from the VGG weights" % logs_dir)
         return None
     saved = dict(tf.train.list_variables(checkpoint))
@@ -282,28 +330,105 @@ def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_n
         print("Saved image: %d" % itr)
 
 
-def evaluate_mode(sess, model, validation_reader, batch_size, num_classes=NUM_OF_CLASSESS):
-    """Pixel accuracy over the whole validation split, against always predicting the most frequent class."""
-    images, annotations = validation_reader.get_records()
+def predict_labels(sess, predictor, image):
+    """uint8 (H, W) label map of one RGB image of any size."""
+    return sess.run(predictor.labels, feed_dict={predictor.images: image[np.newaxis]})[0].astype(np.uint8)
+
+
+def network_predictions(sess, predictor, records):
+    """(annotation, prediction) of each validation record, predicted at the annotation's own size."""
+    for record in records:
+        yield (dataset.read_annotation(record["annotation"]),
+               predict_labels(sess, predictor, dataset.read_image(record["image"])))
+
+
+def saved_predictions(predictions_dir, records):
+    """(annotation, prediction) of each record, the prediction read from predictions_dir/<stem>.png."""
+    for record in records:
+        annotation = dataset.read_annotation(record["annotation"])
+        path = os.path.join(predictions_dir, record["filename"] + ".png")
+        if not os.path.exists(path):
+            raise IOError("Prediction %s is missing (for %s)" % (path, record["image"]))
+        prediction = dataset.read_annotation(path)
+        if prediction.shape != annotation.shape:
+            raise ValueError("Prediction %s is %dx%d but its annotation %s is %dx%d (height x width)"
+                             % ((path,) + prediction.shape + (record["annotation"],) + annotation.shape))
+        yield annotation, prediction
+
+
+def evaluate_mode(predictions, num_images, logs_dir, checkpoint, num_classes=NUM_OF_CLASSESS):
+    """One confusion matrix over all (annotation, prediction) pairs: a table, and the metrics in logs_dir/metrics.json."""
     confusion = np.zeros((num_classes, num_classes), np.int64)
-    for start in range(0, len(images), batch_size):
-        pred = sess.run(model.pred_annotation, feed_dict=_feed(model, images[start:start + batch_size]))
-        confusion += metrics.confusion_matrix(annotations[start:start + batch_size], pred, num_classes)
+    for annotation, prediction in utils.progress(predictions, num_images, "Evaluating"):
+        confusion += metrics.confusion_matrix(annotation, prediction, num_classes)
+    scores = dict(metrics.summary(confusion), num_images=num_images, checkpoint=checkpoint)
+    print(metrics.format_table(confusion, utils.ade20k_class_names()))
+    for name in metrics.SCORES:
+        print("%-24s %s" % (name, scores[name]))
     print("Validation pixel accuracy: %.4f (most frequent class: %.4f) on %d images"
-          % (metrics.pixel_accuracy(confusion), metrics.most_frequent_class_accuracy(confusion), len(images)))
-    return confusion
+          % (metrics.pixel_accuracy(confusion), metrics.most_frequent_class_accuracy(confusion), num_images))
+    os.makedirs(logs_dir, exist_ok=True)
+    with open(os.path.join(logs_dir, "metrics.json"), "w") as metrics_file:
+        json.dump(scores, metrics_file, indent=1)
+    return scores
+
+
+def image_files(path):
+    """The image itself, or the JPEG and PNG files of a folder (sorted)."""
+    if not os.path.isdir(path):
+        return [path]
+    files = sorted(os.path.join(path, name) for name in os.listdir(path)
+                   if name.lower().endswith(scene_parsing.IMAGE_EXTENSIONS))
+    if not files:
+        raise IOError("No JPEG or PNG images in %s" % path)
+    return files
+
+
+def predict_mode(sess, predictor, input_path, output_dir, palette):
+    """<stem>.png (label map at the input's size), <stem>_color.png and <stem>_overlay.png per image."""
+    os.makedirs(output_dir, exist_ok=True)
+    for path in image_files(input_path):
+        image = dataset.read_image(path)
+        labels = predict_labels(sess, predictor, image)
+        stem = scene_parsing.image_stem(path)
+        utils.save_image(labels, output_dir, stem)
+        utils.save_image(utils.colorize(labels, palette), output_dir, stem + "_color")
+        utils.save_image(utils.overlay(image, labels, palette), output_dir, stem + "_overlay")
+        print("Saved %s" % os.path.join(output_dir, stem + ".png"))
+
+
+def export_mode(sess, predictor, export_dir):
+    """SavedModel whose serving_default maps uint8 `images` [N, H, W, 3] to `labels` and `probabilities`."""
+    signature = tf.compat.v1.saved_model.predict_signature_def(
+        inputs={"images": predictor.images},
+        outputs={"labels": predictor.labels, "probabilities": predictor.probabilities})
+    builder = tf.compat.v1.saved_model.Builder(export_dir)
+    builder.add_meta_graph_and_variables(sess, [tf.compat.v1.saved_model.SERVING], strip_default_attrs=True,
+                                         signature_def_map={"serving_default": signature})
+    builder.save()
+    print("Exported the SavedModel to %s" % export_dir)
 
 
 def main(argv):
     del argv
     if FLAGS.image_size % 32:
         raise app.UsageError("--image_size must be a multiple of 32, got %d" % FLAGS.image_size)
+    if FLAGS.infer_size is not None and (FLAGS.infer_size < 0 or FLAGS.infer_size % 32):
+        raise app.UsageError("--infer_size must be 0 or a positive multiple of 32, got %d" % FLAGS.infer_size)
+    if FLAGS.mode == "predict" and not FLAGS.input:
+        raise app.UsageError("--mode=predict needs --input=<image file or folder>")
     with tf.Graph().as_default():
-        run_mode(FLAGS.mode)
+        if FLAGS.mode in ("train", "visualize"):
+            run_mode(FLAGS.mode)
+        elif FLAGS.mode == "evaluate" and FLAGS.predictions_dir:
+            records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)[1]
+            evaluate_mode(saved_predictions(FLAGS.predictions_dir, records), len(records), FLAGS.logs_dir, None)
+        else:
+            run_inference_mode(FLAGS.mode)
 
 
 def run_mode(mode):
-    """Build the graph, read the data, restore, and run one mode (all settings from FLAGS)."""
+    """Build the training graph, read the data, restore, and train or visualize (all settings from FLAGS)."""
     weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
     model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug)
     del weights
@@ -318,16 +443,32 @@ def run_mode(mode):
     os.makedirs(FLAGS.logs_dir, exist_ok=True)
     saver = tf.compat.v1.train.Saver(max_to_keep=5)
     with make_session() as sess:
-        restore_or_initialize(sess, model, saver, FLAGS.logs_dir)
+        restore_or_initialize(sess, model.pretrained, saver, FLAGS.logs_dir)
         if mode == "train":
             train_reader = dataset.BatchDatset(train_records, image_options)
             train_mode(sess, model, saver, train_reader, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
                        FLAGS.max_iteration, FLAGS.keep_prob, FLAGS.log_every, FLAGS.save_every)
-        elif mode == "visualize":
+        else:
             visualize_mode(sess, model, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
                            utils.ade20k_class_names(), utils.ade20k_palette())
-        elif mode == "evaluate":
-            evaluate_mode(sess, model, validation_reader, FLAGS.batch_size)
+
+
+def run_inference_mode(mode):
+    """Build the any-size inference path, restore, and evaluate, predict or export (all settings from FLAGS)."""
+    weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
+    infer_size = FLAGS.image_size if FLAGS.infer_size is None else FLAGS.infer_size
+    predictor = build_predictor(weights, mean_pixel, infer_size, FLAGS.fc_width)
+    del weights
+    with make_session() as sess:
+        checkpoint = restore_or_initialize(sess, predictor.pretrained, tf.compat.v1.train.Saver(), FLAGS.logs_dir)
+        if mode == "evaluate":
+            records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)[1]
+            evaluate_mode(network_predictions(sess, predictor, records), len(records), FLAGS.logs_dir, checkpoint)
+        elif mode == "predict":
+            predict_mode(sess, predictor, FLAGS.input, FLAGS.output_dir or os.path.join(FLAGS.logs_dir, "predictions"),
+                         utils.ade20k_palette())
+        else:
+            export_mode(sess, predictor, FLAGS.export_dir or os.path.join(FLAGS.logs_dir, "saved_model"))
 
 
 if __name__ == "__main__":

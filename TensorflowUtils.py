@@ -56,6 +56,17 @@ def _print_progress(out, name, done, total, seconds):
     out.flush()
 
 
+def progress(items, total, label, out=None):
+    """Yield items while printing `label done/total (rate images/s)` on one line of out (stderr)."""
+    out = out or sys.stderr
+    started = time.time()
+    for done, item in enumerate(items, start=1):
+        yield item
+        out.write("\r%s %d/%d (%.2f images/s)" % (label, done, total, done / max(time.time() - started, 1e-6)))
+        out.flush()
+    out.write("\n")
+
+
 def maybe_download_and_extract(dir_path, url_name, is_tarfile=False, is_zipfile=False):
     """Download url_name into dir_path unless its file is there; extract it if asked.
 
@@ -210,6 +221,12 @@ def colorize(labels, palette):
     if labels.ndim == 3:
         labels = labels[..., 0]
     return palette[np.clip(labels, 0, len(palette) - 1)]
+
+
+def overlay(image, labels, palette, opacity=0.5):
+    """The label colours blended over an RGB photo of the same height and width (uint8)."""
+    blend = (1 - opacity) * np.asarray(image, np.float32) + opacity * colorize(labels, palette)
+    return np.round(blend).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- image files

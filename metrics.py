@@ -77,10 +77,36 @@ def challenge_score(confusion):
     return (pixel_accuracy(confusion) + mean_iou(confusion)) / 2.0
 
 
+SCORES = {"pixel_accuracy": pixel_accuracy, "mean_accuracy": mean_accuracy, "mean_iou": mean_iou,
+          "frequency_weighted_iou": frequency_weighted_iou, "challenge_score": challenge_score}
+
+
+def summary(confusion):
+    """Every score of SCORES and the per-class IoU; undefined values are None (JSON null)."""
+    scores = {name: _none_if_nan(score(confusion)) for name, score in SCORES.items()}
+    scores["class_iou"] = [_none_if_nan(value) for value in class_iou(confusion)]
+    return scores
+
+
+def format_table(confusion, class_names):
+    """Text table of the classes that have an IoU: index, name, IoU, accuracy and ground-truth pixels."""
+    iou, accuracy = class_iou(confusion), class_accuracy(confusion)
+    pixels = np.asarray(confusion).sum(axis=1)
+    lines = ["%5s  %-20s %7s %9s %12s" % ("class", "name", "IoU", "accuracy", "GT pixels")]
+    for index in np.flatnonzero(~np.isnan(iou)):
+        lines.append("%5d  %-20s %7.4f %9.4f %12d" % (index, class_names[index][:20], iou[index],
+                                                        accuracy[index], pixels[index]))
+    return "\n".join(lines)
+
+
 def most_frequent_class_accuracy(confusion):
     """Pixel accuracy of always predicting the most frequent scored class: the baseline to beat."""
     frequency = _scored(confusion).sum(axis=1)
     return float(frequency.max() / frequency.sum()) if frequency.sum() else float("nan")
+
+
+def _none_if_nan(value):
+    return None if np.isnan(value) else float(value)
 
 
 def _nanmean(values):

@@ -1,15 +1,24 @@
-"""FCN.py: the graph the original users know, and train -> checkpoint -> resume -> visualize on tiny data."""
+"""FCN.py: the graph the original users know, train -> checkpoint -> resume -> visualize, and the
+evaluate / predict / export modes on tiny data."""
 import glob
+import json
 import os
+import subprocess
+import sys
 
+import imageio.v2 as imageio
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
+import BatchDatsetReader
 import FCN
+import TensorflowUtils as utils
 import demo_data
 
 MODEL_URL = "http://127.0.0.1:9/imagenet-vgg-verydeep-19.mat"  # never fetched: the file is there
+DATA_URL = "http://127.0.0.1:9/ADEChallengeData2016.zip"  # never fetched: the mode must not need the data
 FULL_VGG_SHAPES = {}
 _in = 3
 for _block, (_convs, _width) in enumerate(zip(demo_data.VGG19_BLOCKS, demo_data.FULL_WIDTHS), start=1):
@@ -156,3 +165,139 @@ def test_checkpoint_of_the_original_restores(fcn_flags, run_fcn, capsys):
     assert "Step: 0, Train_loss:" in out
     reader = tf.train.load_checkpoint(os.path.join(logs_dir, "model.ckpt-0"))
     np.testing.assert_allclose(reader.get_tensor(original_vars[0].op.name), 0.5)
+
+# ---------------------------------------------------------------- evaluate, predict, export
+
+METRICS_KEYS = {"pixel_accuracy", "mean_accuracy", "mean_iou", "frequency_weighted_iou", "challenge_score",
+                "num_images", "class_iou", "checkpoint"}
+
+
+@pytest.fixture
+def trained_flags(fcn_flags, run_fcn):
+    """fcn_flags whose logs_dir holds a checkpoint after two training steps."""
+    run_fcn("train", max_iteration=2, save_every=10, **fcn_flags)
+    return fcn_flags
+
+
+def validation_folder(flags, kind):
+    return os.path.join(flags["data_dir"], "ADEChallengeData2016", kind, "validation")
+
+
+def read_metrics(flags):
+    with open(os.path.join(flags["logs_dir"], "metrics.json")) as metrics_file:
+        return json.load(metrics_file)
+
+
+def test_evaluate_scores_the_whole_split_and_saved_predictions_alike(trained_flags, run_fcn, tmp_path, capsys):
+    capsys.readouterr()
+    run_fcn("evaluate", **trained_flags)
+    captured = capsys.readouterr()
+    assert "Evaluating 4/4" in captured.err
+    assert "Validation pixel accuracy:" in captured.out and "on 4 images" in captured.out
+    assert "wall" in captured.out and "challenge_score" in captured.out
+    scores = read_metrics(trained_flags)
+    assert set(scores) == METRICS_KEYS
+    assert scores["num_images"] == 4 and scores["checkpoint"].endswith("model.ckpt-1")
+    assert len(scores["class_iou"]) == 151 and scores["class_iou"][0] is None
+    assert None in scores["class_iou"]  # classes the tiny data never has
+    for name in METRICS_KEYS - {"num_images", "class_iou", "checkpoint"}:
+        assert 0.0 <= scores[name] <= 1.0
+    assert scores["challenge_score"] == pytest.approx((scores["pixel_accuracy"] + scores["mean_iou"]) / 2)
+
+    # predict mode's label maps have the annotations' sizes, and scoring them needs no network
+    predictions = str(tmp_path / "submission")
+    run_fcn("predict", input=validation_folder(trained_flags, "images"), output_dir=predictions, **trained_flags)
+    no_network = dict(trained_flags, model_dir=str(tmp_path / "no_model"), model_url=MODEL_URL)
+    run_fcn("evaluate", predictions_dir=predictions, **no_network)
+    assert read_metrics(trained_flags) == dict(scores, checkpoint=None)
+
+
+def test_evaluate_names_a_missing_or_mis_sized_prediction(fcn_flags, run_fcn, tmp_path):
+    predictions = tmp_path / "submission"
+    predictions.mkdir()
+    annotations = sorted(glob.glob(os.path.join(validation_folder(fcn_flags, "annotations"), "*.png")))
+    for path in annotations[1:]:
+        imageio.imwrite(str(predictions / os.path.basename(path)), imageio.imread(path))
+    missing = str(predictions / os.path.basename(annotations[0]))
+    with pytest.raises(IOError, match=missing):
+        run_fcn("evaluate", predictions_dir=str(predictions), **fcn_flags)
+    imageio.imwrite(missing, np.ones((7, 9), np.uint8))
+    with pytest.raises(ValueError, match=missing + " is 7x9"):
+        run_fcn("evaluate", predictions_dir=str(predictions), **fcn_flags)
+
+
+def write_mixed_images(folder):
+    """JPEG RGB, grayscale, RGBA and palette PNGs of odd sizes; returns {stem: (height, width)}."""
+    rng = np.random.RandomState(0)
+    os.makedirs(folder, exist_ok=True)
+    pictures = {"rgb.jpg": Image.fromarray(rng.randint(0, 255, (37, 53, 3)).astype(np.uint8)),
+                "gray.png": Image.fromarray(rng.randint(0, 255, (41, 30)).astype(np.uint8), "L"),
+                "rgba.png": Image.fromarray(rng.randint(0, 255, (20, 70, 4)).astype(np.uint8), "RGBA"),
+                "palette.png": Image.fromarray(rng.randint(0, 255, (64, 33, 3)).astype(np.uint8)).convert("P")}
+    for name, picture in pictures.items():
+        picture.save(os.path.join(folder, name))
+    return {os.path.splitext(name)[0]: picture.size[::-1] for name, picture in pictures.items()}
+
+
+@pytest.mark.parametrize("infer_size", [None, 0])
+def test_predict_writes_label_colour_and_overlay_at_the_input_size(fcn_flags, run_fcn, tmp_path, infer_size):
+    sizes = write_mixed_images(str(tmp_path / "photos"))
+    no_dataset = dict(fcn_flags, data_dir=str(tmp_path / "no_data"), data_url=DATA_URL)
+    if infer_size is not None:
+        no_dataset["infer_size"] = infer_size
+    run_fcn("predict", input=str(tmp_path / "photos"), **no_dataset)
+    output_dir = os.path.join(fcn_flags["logs_dir"], "predictions")
+    palette = utils.ade20k_palette()
+    for stem, size in sizes.items():
+        labels = imageio.imread(os.path.join(output_dir, stem + ".png"))
+        assert labels.shape == size and labels.dtype == np.uint8
+        color = imageio.imread(os.path.join(output_dir, stem + "_color.png"))
+        np.testing.assert_array_equal(color, palette[labels])
+        assert imageio.imread(os.path.join(output_dir, stem + "_overlay.png")).shape == size + (3,)
+    assert not os.path.exists(no_dataset["data_dir"])
+
+    run_fcn("predict", input=str(tmp_path / "photos" / "gray.png"), output_dir=str(tmp_path / "one"), **no_dataset)
+    assert sorted(os.listdir(str(tmp_path / "one"))) == ["gray.png", "gray_color.png", "gray_overlay.png"]
+
+
+def test_infer_size_resizes_like_the_training_reader():
+    image = np.random.RandomState(0).randint(0, 255, (37, 53, 3)).astype(np.uint8)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        resized = sess.run(tf.image.resize(image[np.newaxis], [32, 32], method="nearest"))[0]
+    np.testing.assert_array_equal(resized, BatchDatsetReader.resize_nearest(image, 32))
+
+
+LOAD_AND_RUN = """
+import sys
+import numpy as np
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+images = np.load(sys.argv[2])
+outputs = serve(images=tf.constant(images))
+np.save(sys.argv[3], outputs["labels"].numpy())
+assert outputs["probabilities"].shape == images.shape[:3] + (151,)
+"""
+
+
+def test_export_serves_the_labels_predict_mode_writes(trained_flags, run_fcn, tmp_path):
+    photos = str(tmp_path / "photos")
+    sizes = write_mixed_images(photos)
+    run_fcn("predict", input=photos, output_dir=str(tmp_path / "predicted"), **trained_flags)
+    export_dir = str(tmp_path / "exported")
+    run_fcn("export", export_dir=export_dir, **trained_flags)
+
+    image = BatchDatsetReader.read_image(os.path.join(photos, "rgb.jpg"))
+    expected = imageio.imread(str(tmp_path / "predicted" / "rgb.png"))
+    np.save(str(tmp_path / "images.npy"), np.stack([image, image]))
+    subprocess.run([sys.executable, "-c", LOAD_AND_RUN, export_dir, str(tmp_path / "images.npy"),
+                    str(tmp_path / "labels.npy")], check=True)
+    labels = np.load(str(tmp_path / "labels.npy"))
+    assert labels.shape == (2,) + sizes["rgb"]
+    np.testing.assert_array_equal(labels[0], expected)
+    np.testing.assert_array_equal(labels[1], expected)
+
+    subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run", "--dir", export_dir,
+                    "--tag_set", "serve", "--signature_def", "serving_default",
+                    "--inputs", "images=" + str(tmp_path / "images.npy"), "--outdir", str(tmp_path / "cli")],
+                   check=True, capture_output=True)
+    np.testing.assert_array_equal(np.load(str(tmp_path / "cli" / "labels.npy"))[0], expected)
