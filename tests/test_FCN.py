@@ -253,7 +253,8 @@ def test_kill_9_at_random_moments_then_sigterm_resumes_and_exits_0(fcn_flags):
     logs_dir = flags["logs_dir"]
     for _ in range(3):
         training = Training(flags)
-        training.wait_for(r"^Step: \d+")
+        for _ in range(2):  # the second step comes after the first one's checkpoint
+            training.wait_for(r"^Step: \d+")
         time.sleep(random.uniform(0, 1.5))
         training.process.kill()
         training.process.wait(timeout=60)
