@@ -141,14 +141,14 @@ class BatchDatset(object):
     def _take(self, slot):
         """The slot's (image, annotation), or None after reporting a bad pair."""
         slot.done.wait()
-        if slot.error is not None and not isinstance(slot.error, BadPairError):
-            raise slot.error
         if slot.error is None:
             image, annotation, warning = slot.pair
             if warning and warning not in self._warned:
                 self._warned.add(warning)
                 print(warning)
             return image, annotation
+        if not isinstance(slot.error, BadPairError):
+            raise slot.error
         if slot.index not in self.bad_pairs:
             self.bad_pairs[slot.index] = slot.error
             print("Skipping %s: %s" % (slot.error.path, slot.error.reason))
@@ -163,19 +163,18 @@ class BatchDatset(object):
                             % (len(self.bad_pairs), len(self.files), 100 * max_fraction,
                                next(iter(self.bad_pairs.values()))))
 
-    def _good_count(self, batch_size):
+    def _check_enough_for(self, batch_size):
         good = len(self.files) - len(self.bad_pairs)
         if good < batch_size:
             raise DataError("Only %d of %d image/annotation pairs can be read, fewer than the batch size %d."
                             % (good, len(self.files), batch_size))
-        return good
 
     def _read_ahead(self, batch_size):
         """Keep PREFETCH_BATCHES batches read ahead, continuing the epoch order."""
         while len(self._window) < PREFETCH_BATCHES * batch_size:
             epoch, order, position = self._cursor
             if position == len(order):
-                self._good_count(batch_size)
+                self._check_enough_for(batch_size)
                 order = [index for index in range(len(self.files)) if index not in self.bad_pairs]
                 np.random.shuffle(order)
                 epoch, position = epoch + 1, 0
@@ -216,7 +215,7 @@ class BatchDatset(object):
 
     def next_batch(self, batch_size):
         """The next batch in order; at the end of an epoch shuffle and start again (the tail is dropped)."""
-        self._good_count(batch_size)
+        self._check_enough_for(batch_size)
         images, annotations = [], []
         while len(images) < batch_size:
             self._read_ahead(batch_size)
@@ -234,7 +233,7 @@ class BatchDatset(object):
         return np.stack(images), np.stack(annotations)
 
     def get_random_batch(self, batch_size):
-        self._good_count(batch_size)
+        self._check_enough_for(batch_size)
         images, annotations = [], []
         while len(images) < batch_size:
             indexes = [index for index in np.random.randint(0, len(self.files), size=batch_size - len(images))

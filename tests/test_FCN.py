@@ -220,6 +220,24 @@ def test_failed_save_is_reported_and_resume_skips_its_leftovers(fcn_flags, run_f
     assert checkpoint_steps(logs_dir) == [0, 1, 2]
 
 
+def test_ctrl_c_saves_the_current_step_and_returns(fcn_flags, run_fcn, monkeypatch, capsys):
+    real_next_batch = FCN.dataset.BatchDatset.next_batch
+    calls = []
+
+    def interrupted_next_batch(reader, batch_size):
+        calls.append(batch_size)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_next_batch(reader, batch_size)
+    monkeypatch.setattr(FCN.dataset.BatchDatset, "next_batch", interrupted_next_batch)
+    run_fcn("train", max_iteration=100, save_every=1000, **fcn_flags)
+    out = capsys.readouterr().out
+    stopped_at = int(re.search(r"SIGINT: stopping after step (\d+)", out).group(1))
+    assert stopped_at < 5 and "Run the same command again to resume" in out
+    assert checkpoint_steps(fcn_flags["logs_dir"]) == [0, stopped_at]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after training
+
+
 class Training(object):
     """FCN.py --mode=train in a subprocess whose output lines can be awaited."""
 
