@@ -6,9 +6,13 @@ Run `python FCN.py --helpfull` for every flag.
 from __future__ import print_function
 
 import collections
+import contextlib
 import datetime
+import glob
 import json
 import os
+import re
+import signal
 import sys
 import time
 
@@ -189,7 +193,7 @@ def train(loss_val, var_list, learning_rate, global_step, debug=False):
 
 Model = collections.namedtuple("Model", [
     "image", "annotation", "keep_probability", "pred_annotation", "logits", "loss", "train_op",
-    "global_step", "train_summary", "validation_summary", "pretrained"])
+    "global_step", "train_summary", "validation_summary", "pretrained", "weights_finite"])
 
 
 def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False):
@@ -212,8 +216,10 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
         utils.image_summary("pred_annotation", tf.gather(palette, pred_annotation[..., 0])),
     ]
     validation_summary = tf.compat.v1.summary.merge([entropy] + pictures)
+    weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(var)) for var in tf.compat.v1.global_variables()
+                                    if var.dtype.base_dtype.is_floating])
     return Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op,
-                 global_step, train_summary, validation_summary, pretrained_loader(weights))
+                 global_step, train_summary, validation_summary, pretrained_loader(weights), weights_finite)
 
 
 Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained"])
@@ -237,17 +243,43 @@ def pretrained_loader(weights):
 # ---------------------------------------------------------------- session, checkpoints
 
 def restore_or_initialize(sess, pretrained, saver, logs_dir):
-    """Restore the newest checkpoint in logs_dir, or start from the VGG weights.
+    """Restore the newest checkpoint in logs_dir that reads whole, or start from the VGG weights.
 
     A checkpoint from the original (no global_step) restores too; what it lacks starts fresh.
     `saver` takes over the list of earlier checkpoints, so it keeps rotating them."""
     sess.run(tf.compat.v1.global_variables_initializer())
+    checkpoints = list_checkpoints(logs_dir)
+    for newest in range(len(checkpoints) - 1, -1, -1):
+        try:
+            restore_checkpoint(sess, checkpoints[newest])
+        except tf.errors.OpError as error:
+            print("Skipping checkpoint %s: it cannot be read (%s)" % (checkpoints[newest], error.message))
+            continue
+        saver.recover_last_checkpoints(checkpoints[:newest + 1])
+        return checkpoints[newest]
+    pretrained.load(sess)
+    print("No checkpoint in %s: starting from the VGG weights" % logs_dir)
+    return None
+
+
+def list_checkpoints(logs_dir):
+    """Checkpoint paths, oldest first: those the `checkpoint` state file lists and any model.ckpt-<step> on disk.
+
+    Looking on disk too finds checkpoints when the state file is missing or damaged."""
     state = tf.train.get_checkpoint_state(logs_dir)
-    checkpoint = state and state.model_checkpoint_path
-    if not checkpoint:
-        pretrained.load(sess)
-        print("No checkpoint in %s: starting from the VGG weights" % logs_dir)
-        return None
+    listed = list(state.all_model_checkpoint_paths) if state else []
+    if state and state.model_checkpoint_path not in listed:
+        listed.append(state.model_checkpoint_path)
+    on_disk = [index[:-len(".index")] for index in glob.glob(os.path.join(logs_dir, CHECKPOINT_NAME + "-*.index"))]
+    by_path = {os.path.normpath(path): path for path in on_disk + listed}
+
+    def step(path):
+        match = re.search(r"-(\d+)$", path)
+        return int(match.group(1)) if match else -1
+    return sorted(by_path.values(), key=step)
+
+
+def restore_checkpoint(sess, checkpoint):
     saved = dict(tf.train.list_variables(checkpoint))
     variables = tf.compat.v1.global_variables()
     present = [var for var in variables if var.op.name in saved]
@@ -257,11 +289,30 @@ def restore_or_initialize(sess, pretrained, saver, logs_dir):
             raise ValueError("%s holds %s with shape %s, the graph wants %s: check --fc_width and the VGG file."
                              % (checkpoint, var.op.name, saved[var.op.name], var.shape.as_list()))
     tf.compat.v1.train.Saver(present).restore(sess, checkpoint)
-    saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
     print("Model restored...", checkpoint)
     if fresh:
         print("Initialised fresh (not in the checkpoint): " + ", ".join(fresh))
-    return checkpoint
+
+
+def save_checkpoint(sess, model, saver, logs_dir, step):
+    """Write model.ckpt-<step>; never with non-finite weights. A failed write is reported and training goes on:
+    TF writes the state file last, so the earlier checkpoints stay the ones listed."""
+    if not sess.run(model.weights_finite):
+        raise FloatingPointError("Step %d: the weights are no longer finite; nothing was saved, the newest checkpoint "
+                                 "in %s is the last good one. Lower --learning_rate and resume." % (step, logs_dir))
+    try:
+        return saver.save(sess, os.path.join(logs_dir, CHECKPOINT_NAME), global_step=step)
+    except (tf.errors.OpError, OSError) as error:
+        print("Could not save the checkpoint of step %d (%s); the earlier checkpoints in %s are kept."
+              % (step, getattr(error, "message", error), logs_dir))
+        return None
+
+
+def remove_partial_saves(logs_dir):
+    """Delete what a save cut short left behind (TF writes the data to <name>.tempstate<random> first)."""
+    for path in glob.glob(os.path.join(logs_dir, CHECKPOINT_NAME + "-*.tempstate*")):
+        os.remove(path)
+        print("Removed %s, left by a save that was cut short" % path)
 
 
 def make_session():
@@ -277,32 +328,67 @@ def _feed(model, images, annotations=None, keep_prob=1.0):
 
 # ---------------------------------------------------------------- modes
 
+@contextlib.contextmanager
+def stop_requests(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Within it, Ctrl-C or SIGTERM only appends the signal's name to the yielded list; a second one acts as usual."""
+    received = []
+    previous = {}
+
+    def request_stop(signum, frame):
+        received.append(signal.Signals(signum).name)
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
+    for signum in signals:
+        previous[signum] = signal.signal(signum, request_stop)
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, batch_size, max_iteration,
                keep_prob=0.85, log_every=10, save_every=500):
-    """The original loop; the step count comes from global_step, so a resumed run continues it."""
-    train_writer = tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "train"), sess.graph)
-    validation_writer = tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "validation"))
+    """The original loop; the step count comes from global_step, so a resumed run continues it.
+
+    Ctrl-C or SIGTERM ends it after the current step with a checkpoint; a non-finite loss ends it without one."""
+    remove_partial_saves(logs_dir)
     start = sess.run(model.global_step)
-    last_log = (time.time(), start)
-    itr = start
-    for itr in range(start, max_iteration):
-        train_images, train_annotations = train_reader.next_batch(batch_size)
-        feed = _feed(model, train_images, train_annotations, keep_prob)
-        sess.run(model.train_op, feed_dict=feed)
+    last_log, waited = (time.time(), start), 0.0
+    itr = start - 1
+    with tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "train"), sess.graph) as train_writer, \
+            tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "validation")) as validation_writer, \
+            stop_requests() as stop:
+        for itr in range(start, max_iteration):
+            asked = time.time()
+            train_images, train_annotations = train_reader.next_batch(batch_size)
+            waited += time.time() - asked
+            fetches = {"train": model.train_op, "loss": model.loss}
+            if itr % log_every == 0:
+                fetches["summary"] = model.train_summary
+            result = sess.run(fetches, feed_dict=_feed(model, train_images, train_annotations, keep_prob))
+            if not np.isfinite(result["loss"]):
+                raise FloatingPointError(
+                    "Step %d: the training loss is %g. Stopped without saving; the newest checkpoint in %s is the "
+                    "last good one. Lower --learning_rate or check the labels, then resume."
+                    % (itr, result["loss"], logs_dir))
 
-        if itr % log_every == 0:
-            train_loss, summary = sess.run([model.loss, model.train_summary], feed_dict=feed)
-            seconds, steps = time.time() - last_log[0], itr + 1 - last_log[1]
-            print("Step: %d, Train_loss:%g (%.2f images/s)" % (itr, train_loss, steps * batch_size / seconds))
-            last_log = (time.time(), itr + 1)
-            train_writer.add_summary(summary, itr)
+            if itr % log_every == 0:
+                seconds, steps = time.time() - last_log[0], itr + 1 - last_log[1]
+                print("Step: %d, Train_loss:%g (%.2f images/s, %.1f%% waiting for data)"
+                      % (itr, result["loss"], steps * batch_size / seconds, 100 * waited / seconds))
+                last_log, waited = (time.time(), itr + 1), 0.0
+                train_writer.add_summary(result["summary"], itr)
 
-        if itr % save_every == 0:
+            if itr % save_every == 0:
+                validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
+            if stop:
+                print("%s: stopping after step %d" % (stop[0], itr))
+                break
+        if itr >= start and itr % save_every != 0:
             validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
-    if itr + 1 > start and itr % save_every != 0:
-        validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
-    train_writer.close()
-    validation_writer.close()
+    if stop:
+        print("Run the same command again to resume from the newest checkpoint in %s" % logs_dir)
 
 
 def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step):
@@ -312,7 +398,7 @@ def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, b
     print("%s ---> Validation_loss: %g" % (datetime.datetime.now(), valid_loss))
     writer.add_summary(summary, step)
     writer.flush()
-    saver.save(sess, os.path.join(logs_dir, CHECKPOINT_NAME), global_step=step)
+    save_checkpoint(sess, model, saver, logs_dir, step)
 
 
 def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_names, palette):
@@ -417,14 +503,17 @@ def main(argv):
         raise app.UsageError("--infer_size must be 0 or a positive multiple of 32, got %d" % FLAGS.infer_size)
     if FLAGS.mode == "predict" and not FLAGS.input:
         raise app.UsageError("--mode=predict needs --input=<image file or folder>")
-    with tf.Graph().as_default():
-        if FLAGS.mode in ("train", "visualize"):
-            run_mode(FLAGS.mode)
-        elif FLAGS.mode == "evaluate" and FLAGS.predictions_dir:
-            records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)[1]
-            evaluate_mode(saved_predictions(FLAGS.predictions_dir, records), len(records), FLAGS.logs_dir, None)
-        else:
-            run_inference_mode(FLAGS.mode)
+    try:
+        with tf.Graph().as_default():
+            if FLAGS.mode in ("train", "visualize"):
+                run_mode(FLAGS.mode)
+            elif FLAGS.mode == "evaluate" and FLAGS.predictions_dir:
+                records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)[1]
+                evaluate_mode(saved_predictions(FLAGS.predictions_dir, records), len(records), FLAGS.logs_dir, None)
+            else:
+                run_inference_mode(FLAGS.mode)
+    except (OSError, ValueError, dataset.DataError, FloatingPointError) as error:
+        sys.exit("FCN.py: error: %s" % error)
 
 
 def run_mode(mode):
@@ -437,17 +526,17 @@ def run_mode(mode):
     train_records, valid_records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)
     print(len(train_records))
     print(len(valid_records))
-    image_options = {"resize": True, "resize_size": FLAGS.image_size}
+    image_options = {"resize": True, "resize_size": FLAGS.image_size, "num_classes": NUM_OF_CLASSESS}
     validation_reader = dataset.BatchDatset(valid_records, image_options)
 
     os.makedirs(FLAGS.logs_dir, exist_ok=True)
     saver = tf.compat.v1.train.Saver(max_to_keep=5)
-    with make_session() as sess:
+    with make_session() as sess, validation_reader:
         restore_or_initialize(sess, model.pretrained, saver, FLAGS.logs_dir)
         if mode == "train":
-            train_reader = dataset.BatchDatset(train_records, image_options)
-            train_mode(sess, model, saver, train_reader, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
-                       FLAGS.max_iteration, FLAGS.keep_prob, FLAGS.log_every, FLAGS.save_every)
+            with dataset.BatchDatset(train_records, image_options) as train_reader:
+                train_mode(sess, model, saver, train_reader, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
+                           FLAGS.max_iteration, FLAGS.keep_prob, FLAGS.log_every, FLAGS.save_every)
         else:
             visualize_mode(sess, model, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
                            utils.ade20k_class_names(), utils.ade20k_palette())

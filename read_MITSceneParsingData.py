@@ -4,6 +4,7 @@ Layout, as in ADEChallengeData2016.zip:
     data_dir/ADEChallengeData2016/images/{training,validation}/<stem>.jpg
     data_dir/ADEChallengeData2016/annotations/{training,validation}/<stem>.png
 The listing is cached in data_dir/MITSceneParsing.pickle with paths relative to data_dir.
+Files that are not images and images without an annotation are left out, with a line for each.
 """
 from __future__ import print_function
 
@@ -12,6 +13,7 @@ import os
 import pickle
 import random
 
+from BatchDatsetReader import DataError
 import TensorflowUtils as utils
 
 DATA_URL = "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip"
@@ -27,6 +29,12 @@ def read_dataset(data_dir, data_url=DATA_URL):
     if cached is None:
         scene_parsing_dir = _ensure_data(data_dir, data_url)
         cached = create_image_lists(scene_parsing_dir, data_dir)
+        for split in SPLITS:
+            if not cached[split]:
+                raise DataError("No image/annotation pairs in the %s split: expected %s/*.jpg with annotations in "
+                                "%s/<name>.png. Check --data_dir, or delete %s to download the data again."
+                                % (split, os.path.join(scene_parsing_dir, "images", split),
+                                   os.path.join(scene_parsing_dir, "annotations", split), scene_parsing_dir))
         print("Pickling ...")
         with open(pickle_path, "wb") as cache_file:
             pickle.dump(cached, cache_file, pickle.HIGHEST_PROTOCOL)
@@ -61,8 +69,12 @@ def create_image_lists(image_dir, relative_to):
     image_list = {}
     for split in SPLITS:
         records = []
-        image_files = sorted(path for path in glob.glob(os.path.join(image_dir, "images", split, "*"))
-                             if path.lower().endswith(IMAGE_EXTENSIONS))
+        files = sorted(path for path in glob.glob(os.path.join(image_dir, "images", split, "*"))
+                       if os.path.isfile(path))
+        image_files = [path for path in files if path.lower().endswith(IMAGE_EXTENSIONS)]
+        strays = sorted(set(files) - set(image_files))
+        for stray in strays:
+            print("Not an image, ignored: %s" % stray)
         if not image_files:
             print("No files found in %s" % os.path.join(image_dir, "images", split))
         for image_file in image_files:
@@ -76,12 +88,15 @@ def create_image_lists(image_dir, relative_to):
                 print("Annotation file not found for %s - Skipping" % stem)
         random.shuffle(records)
         print("No. of %s files: %d" % (split, len(records)))
+        if strays or len(records) < len(image_files):
+            print("Left out of %s: %d images without annotation, %d files that are not images"
+                  % (split, len(image_files) - len(records), len(strays)))
         image_list[split] = records
     return image_list
 
 
 def _load_cache(pickle_path, data_dir):
-    """The cached listing, or None when it is absent, unreadable, empty or stale."""
+    """The cached listing, or None when it is absent, unreadable, stale or has an empty split."""
     if not os.path.exists(pickle_path):
         return None
     for split_dir in glob.glob(os.path.join(data_dir, "*", "*", "*")):
@@ -95,8 +110,8 @@ def _load_cache(pickle_path, data_dir):
     except Exception as error:  # any unreadable cache is simply rebuilt
         print("Rebuilding %s: it cannot be read (%s)" % (pickle_path, error))
         return None
-    if not records:
-        print("Rebuilding %s: it lists no images" % pickle_path)
+    if not all(cached[split] for split in SPLITS):
+        print("Rebuilding %s: a split lists no images" % pickle_path)
         return None
     for record in records:
         for key in ("image", "annotation"):

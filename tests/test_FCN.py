@@ -3,8 +3,14 @@ evaluate / predict / export modes on tiny data."""
 import glob
 import json
 import os
+import queue
+import random
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import imageio.v2 as imageio
 import numpy as np
@@ -219,10 +225,10 @@ def test_evaluate_names_a_missing_or_mis_sized_prediction(fcn_flags, run_fcn, tm
     for path in annotations[1:]:
         imageio.imwrite(str(predictions / os.path.basename(path)), imageio.imread(path))
     missing = str(predictions / os.path.basename(annotations[0]))
-    with pytest.raises(IOError, match=missing):
+    with pytest.raises(SystemExit, match="FCN.py: error: Prediction %s is missing" % missing):
         run_fcn("evaluate", predictions_dir=str(predictions), **fcn_flags)
     imageio.imwrite(missing, np.ones((7, 9), np.uint8))
-    with pytest.raises(ValueError, match=missing + " is 7x9"):
+    with pytest.raises(SystemExit, match=missing + " is 7x9"):
         run_fcn("evaluate", predictions_dir=str(predictions), **fcn_flags)
 
 
@@ -301,3 +307,178 @@ def test_export_serves_the_labels_predict_mode_writes(trained_flags, run_fcn, tm
                     "--inputs", "images=" + str(tmp_path / "images.npy"), "--outdir", str(tmp_path / "cli")],
                    check=True, capture_output=True)
     np.testing.assert_array_equal(np.load(str(tmp_path / "cli" / "labels.npy"))[0], expected)
+
+
+# ---------------------------------------------------------------- faults: bad setup, NaN, failed saves, kills
+
+UNREACHABLE = "http://127.0.0.1:9/"
+
+
+def spoil_first_training_image(data_dir):
+    path = sorted(glob.glob(os.path.join(data_dir, "ADEChallengeData2016", "images", "training", "*.jpg")))[0]
+    open(path, "wb").close()
+    return path
+
+
+def empty_validation_split(data_dir):
+    for path in glob.glob(os.path.join(data_dir, "ADEChallengeData2016", "*", "validation", "*")):
+        os.remove(path)
+
+
+@pytest.mark.parametrize("fault, words", [
+    ("missing weights", "VGG weights not found at .* Download the file by hand"),
+    ("missing data", "No data at .* or pass --data_dir"),
+    ("empty split", "No image/annotation pairs in the validation split"),
+    ("bad images", "1 of 4 image/annotation pairs are bad, more than 1%; the first is .*ADE_train_00000001.jpg"),
+])
+def test_setup_faults_exit_with_a_message_not_a_traceback(fcn_flags, run_fcn, tmp_path, fault, words):
+    flags = dict(fcn_flags, model_url=UNREACHABLE + "imagenet-vgg-verydeep-19.mat",
+                 data_url=UNREACHABLE + "ADEChallengeData2016.zip")
+    if fault == "missing weights":
+        flags["model_dir"] = str(tmp_path / "no_model")
+    elif fault == "missing data":
+        flags["data_dir"] = str(tmp_path / "no_data")
+    else:
+        flags["data_dir"] = str(tmp_path / "data")
+        demo_data.write_scene_dataset(flags["data_dir"], num_training=4, num_validation=2, min_size=32, max_size=32)
+        (empty_validation_split if fault == "empty split" else spoil_first_training_image)(flags["data_dir"])
+    with pytest.raises(SystemExit) as exit_info:
+        run_fcn("train", max_iteration=3, **flags)
+    assert str(exit_info.value.code).startswith("FCN.py: error: ")
+    assert re.search(words, exit_info.value.code)
+
+
+def checkpoint_is_finite(path):
+    reader = tf.train.load_checkpoint(path)
+    return all(np.all(np.isfinite(reader.get_tensor(name))) for name, dtype in
+               reader.get_variable_to_dtype_map().items() if dtype.is_floating)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(fcn_flags, run_fcn):
+    with pytest.raises(SystemExit) as exit_info:  # Adam moves every weight by about 1e30 at once
+        run_fcn("train", max_iteration=20, save_every=1, learning_rate=1e30, **fcn_flags)
+    failed_step = int(re.match(r"FCN.py: error: Step (\d+): the training loss is (nan|inf)", exit_info.value.code)
+                      .group(1))
+    state = tf.train.get_checkpoint_state(fcn_flags["logs_dir"])
+    assert state.model_checkpoint_path.endswith("model.ckpt-%d" % (failed_step - 1))
+    assert all(checkpoint_is_finite(path) for path in state.all_model_checkpoint_paths)
+
+
+def test_non_finite_weights_are_never_saved(vgg_mat, tmp_path):
+    with tf.Graph().as_default():
+        weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL)
+        model = FCN.build_model(weights, mean_pixel, fc_width=8)
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            assert FCN.save_checkpoint(sess, model, saver, str(tmp_path), 1)
+            b8 = [var for var in tf.compat.v1.global_variables() if var.op.name == "inference/b8"][0]
+            sess.run(b8.assign(tf.fill(b8.shape, np.inf)))
+            with pytest.raises(FloatingPointError, match="Step 2: the weights are no longer finite"):
+                FCN.save_checkpoint(sess, model, saver, str(tmp_path), 2)
+    assert FCN.list_checkpoints(str(tmp_path)) == [os.path.join(str(tmp_path), "model.ckpt-1")]
+
+
+def test_failed_save_is_reported_and_resume_skips_its_leftovers(fcn_flags, run_fcn, monkeypatch, capsys):
+    logs_dir = fcn_flags["logs_dir"]
+    real_save = tf.compat.v1.train.Saver.save
+
+    def disk_full_after_the_first(saver, sess, save_path, global_step):
+        if global_step == 0:
+            return real_save(saver, sess, save_path, global_step=global_step)
+        for suffix in (".index", ".data-00000-of-00001"):  # half-written files, as a full disk leaves them
+            with open(os.path.join(logs_dir, "model.ckpt-0" + suffix), "rb") as whole:
+                data = whole.read()
+            with open("%s-%d%s" % (save_path, global_step, suffix), "wb") as partial:
+                partial.write(data[:len(data) // 2])
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+    monkeypatch.setattr(tf.compat.v1.train.Saver, "save", disk_full_after_the_first)
+    run_fcn("train", max_iteration=3, save_every=1, **fcn_flags)
+    out = capsys.readouterr().out
+    assert "Could not save the checkpoint of step 1 (No space left on device)" in out
+    assert "Step: 2, Train_loss:" in out
+    assert checkpoint_steps(logs_dir) == [0]
+
+    monkeypatch.setattr(tf.compat.v1.train.Saver, "save", real_save)
+    leftover = os.path.join(logs_dir, "model.ckpt-2.data-00000-of-00001.tempstate123")  # from a save cut by kill -9
+    open(leftover, "w").close()
+    run_fcn("train", max_iteration=3, save_every=1, **fcn_flags)
+    out = capsys.readouterr().out
+    assert not os.path.exists(leftover)
+    assert "Skipping checkpoint %smodel.ckpt-2: it cannot be read" % logs_dir in out
+    assert "Model restored... %smodel.ckpt-0" % logs_dir in out
+    assert "Step: 1, Train_loss:" in out
+    assert checkpoint_steps(logs_dir) == [0, 1, 2]
+
+
+def test_ctrl_c_saves_the_current_step_and_returns(fcn_flags, run_fcn, monkeypatch, capsys):
+    real_next_batch = FCN.dataset.BatchDatset.next_batch
+    calls = []
+
+    def interrupted_next_batch(reader, batch_size):
+        calls.append(batch_size)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_next_batch(reader, batch_size)
+    monkeypatch.setattr(FCN.dataset.BatchDatset, "next_batch", interrupted_next_batch)
+    run_fcn("train", max_iteration=100, save_every=1000, **fcn_flags)
+    out = capsys.readouterr().out
+    stopped_at = int(re.search(r"SIGINT: stopping after step (\d+)", out).group(1))
+    assert stopped_at < 5 and "Run the same command again to resume" in out
+    assert checkpoint_steps(fcn_flags["logs_dir"]) == [0, stopped_at]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after training
+
+
+class Training(object):
+    """FCN.py --mode=train in a subprocess whose output lines can be awaited."""
+
+    def __init__(self, flags):
+        argv = [sys.executable, "-u", FCN.__file__, "--mode=train"] + ["--%s=%s" % item for item in flags.items()]
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put("")
+
+    def wait_for(self, pattern, timeout=180):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            match = re.search(pattern, line)
+            if match:
+                return match
+            assert line, "training ended without printing %r" % pattern
+        raise AssertionError("no %r within %d s" % (pattern, timeout))
+
+
+def test_kill_9_at_random_moments_then_sigterm_resumes_and_exits_0(fcn_flags):
+    flags = dict(fcn_flags, max_iteration=100000, save_every=1)
+    logs_dir = flags["logs_dir"]
+    for _ in range(3):
+        training = Training(flags)
+        for _ in range(2):  # the second step comes after the first one's checkpoint
+            training.wait_for(r"^Step: \d+")
+        time.sleep(random.uniform(0, 1.5))
+        training.process.kill()
+        training.process.wait(timeout=60)
+    state = tf.train.get_checkpoint_state(logs_dir)
+    for path in state.all_model_checkpoint_paths:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    newest_global_step = max(tf.train.load_checkpoint(path).get_tensor("global_step")
+                             for path in FCN.list_checkpoints(logs_dir))
+
+    training = Training(flags)
+    assert training.wait_for(r"^Model restored\.\.\. ")
+    assert int(training.wait_for(r"^Step: (\d+)").group(1)) == newest_global_step
+    training.process.send_signal(signal.SIGTERM)
+    stopped_at = int(training.wait_for(r"^SIGTERM: stopping after step (\d+)").group(1))
+    assert training.process.wait(timeout=120) == 0
+    assert tf.train.latest_checkpoint(logs_dir).endswith("model.ckpt-%d" % stopped_at)
