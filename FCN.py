@@ -497,6 +497,7 @@ def export_mode(sess, predictor, export_dir):
 
 def main(argv):
     del argv
+    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)  # deprecation notes of the compat.v1 API
     if FLAGS.image_size % 32:
         raise app.UsageError("--image_size must be a multiple of 32, got %d" % FLAGS.image_size)
     if FLAGS.infer_size is not None and (FLAGS.infer_size < 0 or FLAGS.infer_size % 32):
