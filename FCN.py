@@ -14,7 +14,11 @@ import time
 from absl import app
 from absl import flags
 import numpy as np
-import tensorflow as tf
+
+# Lets --xla auto-cluster on the CPU too (sessions without it are unaffected); read before the first session runs.
+if "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", ""):
+    os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
+import tensorflow as tf  # noqa: E402
 
 import BatchDatsetReader as dataset
 import metrics
@@ -43,6 +47,11 @@ flags.DEFINE_string("data_url", scene_parsing.DATA_URL, "where to download ADECh
 flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7")
 flags.DEFINE_bool("transpose_vgg_kernels", True,
                   "swap the kernel's first two axes as the original did (keeps its checkpoints valid)")
+flags.DEFINE_bool("convs_as_matmul", True,
+                  "compute conv6 and the 8x upsampling as matmuls (same sums, faster on CPU); false: original ops")
+flags.DEFINE_bool("xla", False, "compile the graph with XLA auto-clustering")
+flags.DEFINE_bool("mixed_precision", False,
+                  "GPU: float16 compute with float32 master weights and dynamic loss scaling (no effect on CPU)")
 
 NUM_OF_CLASSESS = 151
 CHECKPOINT_NAME = "model.ckpt"
@@ -86,11 +95,15 @@ def vgg_net(weights, image, debug=False):
     return net
 
 
-def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False):
+def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False, convs_as_matmul=False):
     """conv6-conv8: the fully connected layers as convolutions, giving class scores at stride 32."""
     W6 = utils.weight_variable([7, 7, pool5.shape[-1], fc_width], name="W6")
     b6 = utils.bias_variable([fc_width], name="b6")
-    relu6 = tf.nn.relu(utils.conv2d_basic(pool5, W6, b6), name="relu6")
+    if convs_as_matmul:
+        conv6 = tf.nn.bias_add(utils.conv2d_as_matmul(pool5, W6), b6)
+    else:
+        conv6 = utils.conv2d_basic(pool5, W6, b6)
+    relu6 = tf.nn.relu(conv6, name="relu6")
     if debug:
         utils.add_activation_summary(relu6)
     relu_dropout6 = tf.nn.dropout(relu6, rate=1 - keep_prob)
@@ -107,7 +120,7 @@ def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False):
     return utils.conv2d_basic(relu_dropout7, W8, b8)
 
 
-def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes):
+def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes, convs_as_matmul=False):
     """FCN-8s skips as in the original: upsample 2x, add pool4; 2x, add pool3; 8x to the input size.
 
     The sums are taken in the pool layers' feature space (the paper sums class scores instead)."""
@@ -124,17 +137,23 @@ def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes):
     output_shape = tf.stack([image_shape[0], image_shape[1], image_shape[2], num_classes])
     W_t3 = utils.weight_variable([16, 16, num_classes, pool3.shape[-1]], name="W_t3")
     b_t3 = utils.bias_variable([num_classes], name="b_t3")
-    return utils.conv2d_transpose_strided(fuse_2, W_t3, b_t3, output_shape=output_shape, stride=8)
+    return utils.conv2d_transpose_strided(fuse_2, W_t3, b_t3, output_shape=output_shape, stride=8,
+                                          as_matmul=convs_as_matmul)
 
 
-def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS, fc_width=4096, debug=False):
-    """FCN-8s on RGB images in 0..255. Returns (prediction [N, H, W, 1], class scores [N, H, W, classes])."""
+def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS, fc_width=4096, debug=False,
+              convs_as_matmul=True):
+    """FCN-8s on RGB images in 0..255. Returns (prediction [N, H, W, 1], class scores [N, H, W, classes]).
+
+    convs_as_matmul computes conv6 and the 8x upsampling as matmuls (same sums, about 3x faster on CPU);
+    False builds the original tf.nn ops."""
     processed_image = utils.process_image(image, mean_pixel.astype(np.float32))
     with tf.compat.v1.variable_scope("inference"):
         image_net = vgg_net(weights, processed_image, debug)
         pool5 = utils.max_pool_2x2(image_net["conv5_3"])  # before relu5_3, as the original
-        scores = fcn_head(pool5, keep_prob, num_classes, fc_width, debug)
-        logits = upsample_and_fuse(scores, image_net["pool4"], image_net["pool3"], tf.shape(image), num_classes)
+        scores = fcn_head(pool5, keep_prob, num_classes, fc_width, debug, convs_as_matmul)
+        logits = upsample_and_fuse(scores, image_net["pool4"], image_net["pool3"], tf.shape(image), num_classes,
+                                   convs_as_matmul)
         annotation_pred = tf.argmax(logits, axis=3, name="prediction")
     return tf.expand_dims(annotation_pred, axis=3), logits
 
@@ -145,8 +164,10 @@ def segmentation_loss(logits, annotation):
         logits=logits, labels=tf.squeeze(annotation, axis=[3]), name="entropy"))
 
 
-def train(loss_val, var_list, learning_rate, global_step, debug=False):
+def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_precision=False):
     optimizer = tf.compat.v1.train.AdamOptimizer(learning_rate)
+    if mixed_precision:
+        optimizer = tf.compat.v1.mixed_precision.enable_mixed_precision_graph_rewrite(optimizer, "dynamic")
     grads = optimizer.compute_gradients(loss_val, var_list=var_list)
     if debug:
         for grad, var in grads:
@@ -159,16 +180,18 @@ Model = collections.namedtuple("Model", [
     "global_step", "train_summary", "validation_summary", "pretrained"])
 
 
-def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False):
+def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False,
+                convs_as_matmul=True, mixed_precision=False):
     """Placeholders, FCN-8s, loss, Adam step and summaries in the default graph."""
     keep_probability = tf.compat.v1.placeholder(tf.float32, name="keep_probabilty")
     image = tf.compat.v1.placeholder(tf.float32, shape=[None, None, None, 3], name="input_image")
     annotation = tf.compat.v1.placeholder(tf.int32, shape=[None, None, None, 1], name="annotation")
 
-    pred_annotation, logits = inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width, debug)
+    pred_annotation, logits = inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width, debug,
+                                        convs_as_matmul)
     loss = segmentation_loss(logits, annotation)
     global_step = tf.compat.v1.train.get_or_create_global_step()
-    train_op = train(loss, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug)
+    train_op = train(loss, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug, mixed_precision)
 
     entropy = tf.compat.v1.summary.scalar("entropy", loss)
     train_summary = tf.compat.v1.summary.merge_all()
@@ -218,8 +241,13 @@ def restore_or_initialize(sess, model, saver, logs_dir):
     return checkpoint
 
 
-def make_session():
-    return tf.compat.v1.Session()
+def make_session(xla=False):
+    """A session running one op at a time on all cores: oneDNN's kernels use every core by themselves,
+    so running two ops side by side only makes them fight over the caches."""
+    config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1)
+    if xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
+    return tf.compat.v1.Session(config=config)
 
 
 def _feed(model, images, annotations=None, keep_prob=1.0):
@@ -230,6 +258,16 @@ def _feed(model, images, annotations=None, keep_prob=1.0):
 
 
 # ---------------------------------------------------------------- modes
+
+def train_step(sess, model, feed, with_summary=False):
+    """One Adam step; with_summary also returns the loss and summary of this step's forward pass
+    (fetched with the update: the original ran the forward pass a second time for them)."""
+    if with_summary:
+        _, loss, summary = sess.run([model.train_op, model.loss, model.train_summary], feed_dict=feed)
+        return loss, summary
+    sess.run(model.train_op, feed_dict=feed)
+    return None, None
+
 
 def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, batch_size, max_iteration,
                keep_prob=0.85, log_every=10, save_every=500):
@@ -242,10 +280,8 @@ def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, ba
     for itr in range(start, max_iteration):
         train_images, train_annotations = train_reader.next_batch(batch_size)
         feed = _feed(model, train_images, train_annotations, keep_prob)
-        sess.run(model.train_op, feed_dict=feed)
-
+        train_loss, summary = train_step(sess, model, feed, with_summary=itr % log_every == 0)
         if itr % log_every == 0:
-            train_loss, summary = sess.run([model.loss, model.train_summary], feed_dict=feed)
             seconds, steps = time.time() - last_log[0], itr + 1 - last_log[1]
             print("Step: %d, Train_loss:%g (%.2f images/s)" % (itr, train_loss, steps * batch_size / seconds))
             last_log = (time.time(), itr + 1)
@@ -307,7 +343,8 @@ def main(argv):
 def run_mode(mode):
     """Build the graph, read the data, restore, and run one mode (all settings from FLAGS)."""
     weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
-    model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug)
+    model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug,
+                        convs_as_matmul=FLAGS.convs_as_matmul, mixed_precision=FLAGS.mixed_precision)
     del weights
 
     print("Setting up image reader...")
@@ -319,7 +356,7 @@ def run_mode(mode):
 
     os.makedirs(FLAGS.logs_dir, exist_ok=True)
     saver = tf.compat.v1.train.Saver(max_to_keep=5)
-    with make_session() as sess:
+    with make_session(FLAGS.xla) as sess:
         restore_or_initialize(sess, model, saver, FLAGS.logs_dir)
         if mode == "train":
             train_reader = dataset.BatchDatset(train_records, image_options)
