@@ -48,7 +48,7 @@ flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7")
 flags.DEFINE_bool("transpose_vgg_kernels", True,
                   "swap the kernel's first two axes as the original did (keeps its checkpoints valid)")
 flags.DEFINE_bool("convs_as_matmul", True,
-                  "compute conv6 and the 8x upsampling as matmuls (same sums, faster on CPU); false: original ops")
+                  "compute conv6-8 and the 8x upsampling as matmuls (same sums, faster on CPU); false: original ops")
 flags.DEFINE_bool("xla", False, "compile the graph with XLA auto-clustering")
 flags.DEFINE_bool("mixed_precision", False,
                   "GPU: float16 compute with float32 master weights and dynamic loss scaling (no effect on CPU)")
@@ -97,27 +97,26 @@ def vgg_net(weights, image, debug=False):
 
 def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False, convs_as_matmul=False):
     """conv6-conv8: the fully connected layers as convolutions, giving class scores at stride 32."""
+    def conv(x, W, b):
+        return tf.nn.bias_add(utils.conv2d_as_matmul(x, W), b) if convs_as_matmul else utils.conv2d_basic(x, W, b)
+
     W6 = utils.weight_variable([7, 7, pool5.shape[-1], fc_width], name="W6")
     b6 = utils.bias_variable([fc_width], name="b6")
-    if convs_as_matmul:
-        conv6 = tf.nn.bias_add(utils.conv2d_as_matmul(pool5, W6), b6)
-    else:
-        conv6 = utils.conv2d_basic(pool5, W6, b6)
-    relu6 = tf.nn.relu(conv6, name="relu6")
+    relu6 = tf.nn.relu(conv(pool5, W6, b6), name="relu6")
     if debug:
         utils.add_activation_summary(relu6)
     relu_dropout6 = tf.nn.dropout(relu6, rate=1 - keep_prob)
 
     W7 = utils.weight_variable([1, 1, fc_width, fc_width], name="W7")
     b7 = utils.bias_variable([fc_width], name="b7")
-    relu7 = tf.nn.relu(utils.conv2d_basic(relu_dropout6, W7, b7), name="relu7")
+    relu7 = tf.nn.relu(conv(relu_dropout6, W7, b7), name="relu7")
     if debug:
         utils.add_activation_summary(relu7)
     relu_dropout7 = tf.nn.dropout(relu7, rate=1 - keep_prob)
 
     W8 = utils.weight_variable([1, 1, fc_width, num_classes], name="W8")
     b8 = utils.bias_variable([num_classes], name="b8")
-    return utils.conv2d_basic(relu_dropout7, W8, b8)
+    return conv(relu_dropout7, W8, b8)
 
 
 def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes, convs_as_matmul=False):
@@ -145,7 +144,7 @@ def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS
               convs_as_matmul=True):
     """FCN-8s on RGB images in 0..255. Returns (prediction [N, H, W, 1], class scores [N, H, W, classes]).
 
-    convs_as_matmul computes conv6 and the 8x upsampling as matmuls (same sums, about 3x faster on CPU);
+    convs_as_matmul computes conv6-8 and the 8x upsampling as matmuls (same sums, faster on CPU);
     False builds the original tf.nn ops."""
     processed_image = utils.process_image(image, mean_pixel.astype(np.float32))
     with tf.compat.v1.variable_scope("inference"):

@@ -160,10 +160,11 @@ def conv2d_transpose_strided(x, W, b, output_shape, stride=2, as_matmul=False):
 def conv2d_as_matmul(x, W, padding="SAME"):
     """tf.nn.conv2d with stride 1 as one matmul over image patches.
 
-    For big kernels on small maps (fc6: 7x7x512x4096 on 7x7) oneDNN's convolution spends most of its
-    time reordering the weights into its blocked layout at every step; a matmul reads them as they are."""
+    For big kernels on small maps (conv6: 7x7x512x4096 on 7x7, conv7: 1x1x4096x4096) oneDNN's convolution
+    spends most of its time reordering the weights into its blocked layout at every step; a matmul reads
+    them as they are."""
     kh, kw, c_in, c_out = W.shape
-    patches = tf.image.extract_patches(x, [1, kh, kw, 1], [1, 1, 1, 1], [1, 1, 1, 1], padding)
+    patches = x if kh == kw == 1 else tf.image.extract_patches(x, [1, kh, kw, 1], [1, 1, 1, 1], [1, 1, 1, 1], padding)
     shape = tf.shape(patches)
     out = tf.matmul(tf.reshape(patches, [-1, kh * kw * c_in]), tf.reshape(W, [kh * kw * c_in, c_out]))
     return tf.reshape(out, tf.concat([shape[:3], [c_out]], axis=0))

@@ -17,7 +17,7 @@ def values_and_gradients(build, x, w):
             return sess.run([y] + grads)
 
 
-@pytest.mark.parametrize("side,kernel", [(7, 7), (5, 3), (16, 7)])
+@pytest.mark.parametrize("side,kernel", [(7, 7), (5, 3), (16, 7), (4, 1)])
 def test_conv2d_as_matmul(side, kernel):
     rng = np.random.RandomState(0)
     x = rng.standard_normal((2, side, side + 1, 6)).astype(np.float32)
