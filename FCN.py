@@ -19,7 +19,11 @@ import time
 from absl import app
 from absl import flags
 import numpy as np
-import tensorflow as tf
+
+# Lets --xla auto-cluster on the CPU too (sessions without it are unaffected); read before the first session runs.
+if "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", ""):
+    os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
+import tensorflow as tf  # noqa: E402
 
 import BatchDatsetReader as dataset
 import metrics
@@ -59,6 +63,11 @@ flags.DEFINE_string("input", "", "predict: an image file (JPEG or PNG) or a fold
 flags.DEFINE_string("output_dir", "", "predict: where to write <stem>.png, <stem>_color.png and "
                     "<stem>_overlay.png. Default: logs_dir/predictions")
 flags.DEFINE_string("export_dir", "", "export: a new folder for the SavedModel. Default: logs_dir/saved_model")
+flags.DEFINE_bool("convs_as_matmul", True,
+                  "compute conv6-8 and the 8x upsampling as matmuls (same sums, faster on CPU); false: original ops")
+flags.DEFINE_bool("xla", False, "compile the graph with XLA auto-clustering")
+flags.DEFINE_bool("mixed_precision", False,
+                  "GPU: float16 compute with float32 master weights and dynamic loss scaling (no effect on CPU)")
 
 NUM_OF_CLASSESS = 151
 CHECKPOINT_NAME = "model.ckpt"
@@ -102,26 +111,33 @@ def vgg_net(weights, image, debug=False):
     return net
 
 
-def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False):
+def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False, convs_as_matmul=False):
     """conv6-conv8: the fully connected layers as convolutions, giving class scores at stride 32."""
-    relu_dropout6 = _conv_relu_dropout(pool5, [7, 7, pool5.shape[-1], fc_width], "6", keep_prob, debug)
-    relu_dropout7 = _conv_relu_dropout(relu_dropout6, [1, 1, fc_width, fc_width], "7", keep_prob, debug)
+    relu_dropout6 = _conv_relu_dropout(pool5, [7, 7, pool5.shape[-1], fc_width], "6", keep_prob, debug,
+                                       convs_as_matmul)
+    relu_dropout7 = _conv_relu_dropout(relu_dropout6, [1, 1, fc_width, fc_width], "7", keep_prob, debug,
+                                       convs_as_matmul)
     W8 = utils.weight_variable([1, 1, fc_width, num_classes], name="W8")
     b8 = utils.bias_variable([num_classes], name="b8")
-    return utils.conv2d_basic(relu_dropout7, W8, b8)
+    return _conv(relu_dropout7, W8, b8, convs_as_matmul)
 
 
-def _conv_relu_dropout(x, kernel_shape, layer, keep_prob, debug):
+def _conv_relu_dropout(x, kernel_shape, layer, keep_prob, debug, convs_as_matmul):
     """W<layer>, b<layer>, relu<layer>, then dropout: conv6 and conv7."""
     W = utils.weight_variable(kernel_shape, name="W" + layer)
     b = utils.bias_variable([kernel_shape[-1]], name="b" + layer)
-    relu = tf.nn.relu(utils.conv2d_basic(x, W, b), name="relu" + layer)
+    relu = tf.nn.relu(_conv(x, W, b, convs_as_matmul), name="relu" + layer)
     if debug:
         utils.add_activation_summary(relu)
     return tf.nn.dropout(relu, rate=1 - keep_prob)
 
 
-def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes):
+def _conv(x, W, b, as_matmul):
+    """conv2d_basic, or the same sums as one matmul over image patches (faster on CPU for conv6-8)."""
+    return tf.nn.bias_add(utils.conv2d_as_matmul(x, W), b) if as_matmul else utils.conv2d_basic(x, W, b)
+
+
+def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes, convs_as_matmul=False):
     """FCN-8s skips as in the original: upsample 2x, add pool4; 2x, add pool3; 8x to the input size.
 
     The sums are taken in the pool layers' feature space (the paper sums class scores instead)."""
@@ -138,17 +154,23 @@ def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes):
     output_shape = tf.stack([image_shape[0], image_shape[1], image_shape[2], num_classes])
     W_t3 = utils.weight_variable([16, 16, num_classes, pool3.shape[-1]], name="W_t3")
     b_t3 = utils.bias_variable([num_classes], name="b_t3")
-    return utils.conv2d_transpose_strided(fuse_2, W_t3, b_t3, output_shape=output_shape, stride=8)
+    return utils.conv2d_transpose_strided(fuse_2, W_t3, b_t3, output_shape=output_shape, stride=8,
+                                          as_matmul=convs_as_matmul)
 
 
-def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS, fc_width=4096, debug=False):
-    """FCN-8s on RGB images in 0..255. Returns (prediction [N, H, W, 1], class scores [N, H, W, classes])."""
+def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS, fc_width=4096, debug=False,
+              convs_as_matmul=True):
+    """FCN-8s on RGB images in 0..255. Returns (prediction [N, H, W, 1], class scores [N, H, W, classes]).
+
+    convs_as_matmul computes conv6-8 and the 8x upsampling as matmuls (same sums, faster on CPU);
+    False builds the original tf.nn ops."""
     processed_image = utils.process_image(image, mean_pixel.astype(np.float32))
     with tf.compat.v1.variable_scope("inference"):
         image_net = vgg_net(weights, processed_image, debug)
         pool5 = utils.max_pool_2x2(image_net["conv5_3"])  # before relu5_3, as the original
-        scores = fcn_head(pool5, keep_prob, num_classes, fc_width, debug)
-        logits = upsample_and_fuse(scores, image_net["pool4"], image_net["pool3"], tf.shape(image), num_classes)
+        scores = fcn_head(pool5, keep_prob, num_classes, fc_width, debug, convs_as_matmul)
+        logits = upsample_and_fuse(scores, image_net["pool4"], image_net["pool3"], tf.shape(image), num_classes,
+                                   convs_as_matmul)
         annotation_pred = tf.argmax(logits, axis=3, name="prediction")
     return tf.expand_dims(annotation_pred, axis=3), logits
 
@@ -182,8 +204,10 @@ def segmentation_loss(logits, annotation):
         logits=logits, labels=tf.squeeze(annotation, axis=[3])))
 
 
-def train(loss_val, var_list, learning_rate, global_step, debug=False):
+def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_precision=False):
     optimizer = tf.compat.v1.train.AdamOptimizer(learning_rate)
+    if mixed_precision:
+        optimizer = tf.compat.v1.mixed_precision.enable_mixed_precision_graph_rewrite(optimizer, "dynamic")
     grads = optimizer.compute_gradients(loss_val, var_list=var_list)
     if debug:
         for grad, var in grads:
@@ -196,16 +220,18 @@ Model = collections.namedtuple("Model", [
     "global_step", "train_summary", "validation_summary", "pretrained", "weights_finite"])
 
 
-def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False):
+def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False,
+                convs_as_matmul=True, mixed_precision=False):
     """Placeholders, FCN-8s, loss, Adam step and summaries in the default graph."""
     keep_probability = tf.compat.v1.placeholder(tf.float32, name="keep_probabilty")
     image = tf.compat.v1.placeholder(tf.float32, shape=[None, None, None, 3], name="input_image")
     annotation = tf.compat.v1.placeholder(tf.int32, shape=[None, None, None, 1], name="annotation")
 
-    pred_annotation, logits = inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width, debug)
+    pred_annotation, logits = inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width, debug,
+                                        convs_as_matmul)
     loss = segmentation_loss(logits, annotation)
     global_step = tf.compat.v1.train.get_or_create_global_step()
-    train_op = train(loss, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug)
+    train_op = train(loss, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug, mixed_precision)
 
     entropy = tf.compat.v1.summary.scalar("entropy", loss)
     train_summary = tf.compat.v1.summary.merge_all()
@@ -315,8 +341,13 @@ def remove_partial_saves(logs_dir):
         print("Removed %s, left by a save that was cut short" % path)
 
 
-def make_session():
-    return tf.compat.v1.Session()
+def make_session(xla=False):
+    """A session running one op at a time on all cores: oneDNN's kernels use every core by themselves,
+    so running two ops side by side only makes them fight over the caches."""
+    config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1)
+    if xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
+    return tf.compat.v1.Session(config=config)
 
 
 def _feed(model, images, annotations=None, keep_prob=1.0):
@@ -347,6 +378,16 @@ def stop_requests(signals=(signal.SIGINT, signal.SIGTERM)):
             signal.signal(signum, handler)
 
 
+def train_step(sess, model, feed, with_summary=False):
+    """One Adam step; returns the loss of this step's own forward pass (fetched with the update: the original
+    ran the forward pass a second time for it) and, if asked, the training summary."""
+    fetches = {"train": model.train_op, "loss": model.loss}
+    if with_summary:
+        fetches["summary"] = model.train_summary
+    result = sess.run(fetches, feed_dict=feed)
+    return result["loss"], result.get("summary")
+
+
 def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, batch_size, max_iteration,
                keep_prob=0.85, log_every=10, save_every=500):
     """The original loop; the step count comes from global_step, so a resumed run continues it.
@@ -363,22 +404,20 @@ def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, ba
             asked = time.time()
             train_images, train_annotations = train_reader.next_batch(batch_size)
             waited += time.time() - asked
-            fetches = {"train": model.train_op, "loss": model.loss}
-            if itr % log_every == 0:
-                fetches["summary"] = model.train_summary
-            result = sess.run(fetches, feed_dict=_feed(model, train_images, train_annotations, keep_prob))
-            if not np.isfinite(result["loss"]):
+            train_loss, summary = train_step(sess, model, _feed(model, train_images, train_annotations, keep_prob),
+                                             with_summary=itr % log_every == 0)
+            if not np.isfinite(train_loss):
                 raise FloatingPointError(
                     "Step %d: the training loss is %g. Stopped without saving; the newest checkpoint in %s is the "
                     "last good one. Lower --learning_rate or check the labels, then resume."
-                    % (itr, result["loss"], logs_dir))
+                    % (itr, train_loss, logs_dir))
 
             if itr % log_every == 0:
                 seconds, steps = time.time() - last_log[0], itr + 1 - last_log[1]
                 print("Step: %d, Train_loss:%g (%.2f images/s, %.1f%% waiting for data)"
-                      % (itr, result["loss"], steps * batch_size / seconds, 100 * waited / seconds))
+                      % (itr, train_loss, steps * batch_size / seconds, 100 * waited / seconds))
                 last_log, waited = (time.time(), itr + 1), 0.0
-                train_writer.add_summary(result["summary"], itr)
+                train_writer.add_summary(summary, itr)
 
             if itr % save_every == 0:
                 validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
@@ -520,7 +559,8 @@ def main(argv):
 def run_mode(mode):
     """Build the training graph, read the data, restore, and train or visualize (all settings from FLAGS)."""
     weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
-    model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug)
+    model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug,
+                        convs_as_matmul=FLAGS.convs_as_matmul, mixed_precision=FLAGS.mixed_precision)
     del weights
 
     print("Setting up image reader...")
@@ -532,7 +572,7 @@ def run_mode(mode):
 
     os.makedirs(FLAGS.logs_dir, exist_ok=True)
     saver = tf.compat.v1.train.Saver(max_to_keep=5)
-    with make_session() as sess, validation_reader:
+    with make_session(FLAGS.xla) as sess, validation_reader:
         restore_or_initialize(sess, model.pretrained, saver, FLAGS.logs_dir)
         if mode == "train":
             with dataset.BatchDatset(train_records, image_options) as train_reader:
@@ -549,7 +589,7 @@ def run_inference_mode(mode):
     infer_size = FLAGS.image_size if FLAGS.infer_size is None else FLAGS.infer_size
     predictor = build_predictor(weights, mean_pixel, infer_size, FLAGS.fc_width)
     del weights
-    with make_session() as sess:
+    with make_session(FLAGS.xla) as sess:
         checkpoint = restore_or_initialize(sess, predictor.pretrained, tf.compat.v1.train.Saver(), FLAGS.logs_dir)
         if mode == "evaluate":
             records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)[1]

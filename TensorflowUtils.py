@@ -161,9 +161,45 @@ def conv2d_basic(x, W, bias):
     return tf.nn.bias_add(conv, bias)
 
 
-def conv2d_transpose_strided(x, W, b, output_shape, stride=2):
-    conv = tf.nn.conv2d_transpose(x, W, output_shape, strides=[1, stride, stride, 1], padding="SAME")
+def conv2d_transpose_strided(x, W, b, output_shape, stride=2, as_matmul=False):
+    if as_matmul and W.shape[0] == W.shape[1] == 2 * stride:
+        conv = conv2d_transpose_as_matmul(x, W, output_shape, stride)
+    else:
+        conv = tf.nn.conv2d_transpose(x, W, output_shape, strides=[1, stride, stride, 1], padding="SAME")
     return tf.nn.bias_add(conv, b)
+
+
+def conv2d_as_matmul(x, W, padding="SAME"):
+    """tf.nn.conv2d with stride 1 as one matmul over image patches.
+
+    For big kernels on small maps (conv6: 7x7x512x4096 on 7x7, conv7: 1x1x4096x4096) oneDNN's convolution
+    spends most of its time reordering the weights into its blocked layout at every step; a matmul reads
+    them as they are."""
+    kh, kw, c_in, c_out = W.shape
+    patches = x if kh == kw == 1 else tf.image.extract_patches(x, [1, kh, kw, 1], [1, 1, 1, 1], [1, 1, 1, 1], padding)
+    shape = tf.shape(patches)
+    out = tf.matmul(tf.reshape(patches, [-1, kh * kw * c_in]), tf.reshape(W, [kh * kw * c_in, c_out]))
+    return tf.reshape(out, tf.concat([shape[:3], [c_out]], axis=0))
+
+
+def conv2d_transpose_as_matmul(x, W, output_shape, stride):
+    """tf.nn.conv2d_transpose (kernel 2*stride, SAME) as a 2x2 convolution to stride*stride output phases.
+
+    Output row stride*q + r - pad_top receives x[q] * W[r] + x[q-1] * W[r + stride]; so a 2x2
+    convolution of x (padded by one) gives every phase as channels, depth_to_space interleaves them
+    and a slice removes the padding. Same sums as tf.nn.conv2d_transpose, run as a plain matmul."""
+    s = stride
+    c_out, c_in = W.shape[2], W.shape[3]
+    taps = tf.reverse(tf.reshape(W, [2, s, 2, s, c_out, c_in]), axis=[0, 2])  # tap 0 looks at x[q-1]
+    kernel = tf.reshape(tf.transpose(taps, [0, 2, 5, 1, 3, 4]), [2, 2, c_in, s * s * c_out])
+    phases = conv2d_as_matmul(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), kernel, padding="VALID")
+    full = tf.nn.depth_to_space(phases, s)
+    x_shape = tf.shape(x)
+    pad_top = ((x_shape[1] - 1) * s + 2 * s - output_shape[1]) // 2
+    pad_left = ((x_shape[2] - 1) * s + 2 * s - output_shape[2]) // 2
+    out = tf.slice(full, tf.stack([0, pad_top, pad_left, 0]), output_shape)
+    out.set_shape([None, None, None, c_out])
+    return out
 
 
 def avg_pool_2x2(x):

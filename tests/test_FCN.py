@@ -482,3 +482,69 @@ def test_kill_9_at_random_moments_then_sigterm_resumes_and_exits_0(fcn_flags):
     stopped_at = int(training.wait_for(r"^SIGTERM: stopping after step (\d+)").group(1))
     assert training.process.wait(timeout=120) == 0
     assert tf.train.latest_checkpoint(logs_dir).endswith("model.ckpt-%d" % stopped_at)
+
+
+def train_then_loss(vgg_mat, steps, convs_as_matmul, optimised, initial=None):
+    """Loss on a fixed batch after `steps` Adam steps from the same start (dropout off so runs compare).
+
+    optimised: make_session and train_step (loss fetched with the update) as --mode=train does now;
+    otherwise a default session and the original loop (the loss run a second time every step)."""
+    rng = np.random.RandomState(0)
+    images = rng.randint(0, 256, (2, 32, 32, 3)).astype(np.uint8)
+    annotations = rng.randint(0, 151, (2, 32, 32, 1)).astype(np.uint8)
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)
+        weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL)
+        model = FCN.build_model(weights, mean_pixel, fc_width=16, convs_as_matmul=convs_as_matmul)
+        with (FCN.make_session() if optimised else tf.compat.v1.Session()) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            model.pretrained.load(sess)
+            variables = tf.compat.v1.trainable_variables()
+            if initial is None:
+                initial = sess.run(variables)
+            for variable, value in zip(variables, initial):
+                variable.load(value, sess)
+            feed = FCN._feed(model, images, annotations, keep_prob=1.0)
+            for _ in range(steps):
+                if optimised:
+                    FCN.train_step(sess, model, feed, with_summary=True)
+                else:
+                    sess.run(model.train_op, feed_dict=feed)
+                    sess.run([model.loss, model.train_summary], feed_dict=feed)
+            return sess.run(model.loss, feed_dict=feed), initial
+
+
+def test_default_training_matches_the_original_graph_and_loop(vgg_mat):
+    original, initial = train_then_loss(vgg_mat, 5, convs_as_matmul=False, optimised=False)
+    default, _ = train_then_loss(vgg_mat, 5, convs_as_matmul=True, optimised=True, initial=initial)
+    first, _ = train_then_loss(vgg_mat, 0, convs_as_matmul=False, optimised=False, initial=initial)
+    assert abs(first - original) > 1e-3  # the steps do change the loss
+    np.testing.assert_allclose(default, original, rtol=1e-4)
+
+
+def test_xla_compiles_the_training_step(vgg_mat):
+    with tf.Graph().as_default():
+        weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL)
+        model = FCN.build_model(weights, mean_pixel, fc_width=8)
+        with FCN.make_session(xla=True) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            feed = FCN._feed(model, np.zeros((2, 32, 32, 3)), np.zeros((2, 32, 32, 1)), 0.85)
+            metadata = tf.compat.v1.RunMetadata()
+            loss, _ = FCN.train_step(sess, model, feed, with_summary=True)
+            sess.run(model.train_op, feed, run_metadata=metadata,
+                     options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE))
+    kernels = set(node.timeline_label.split(" = ")[-1].split("(")[0]
+                  for device in metadata.step_stats.dev_stats for node in device.node_stats)
+    assert "_XlaRun" in kernels
+    assert np.isfinite(loss)
+
+
+@pytest.mark.parametrize("flag", ["xla", "mixed_precision"])
+def test_gpu_options_train_with_finite_loss(flag, fcn_flags, run_fcn, capsys):
+    run_fcn("train", max_iteration=3, save_every=10, **{flag: True}, **fcn_flags)
+    out = capsys.readouterr().out
+    losses = [float(line.split("Train_loss:")[1].split()[0]) for line in out.splitlines() if "Train_loss:" in line]
+    assert len(losses) == 3 and np.all(np.isfinite(losses))
+    if flag == "mixed_precision":
+        saved = dict(tf.train.list_variables(tf.train.latest_checkpoint(fcn_flags["logs_dir"])))
+        assert "current_loss_scale" in saved and saved["inference/W6"] == [7, 7, 16, 16]

@@ -1,4 +1,4 @@
-"""TensorflowUtils: downloads (served on 127.0.0.1), the beta16 .mat layout, colours."""
+"""TensorflowUtils: downloads (served on 127.0.0.1), the beta16 .mat layout, colours, the matmul forms of convolutions."""
 import contextlib
 import functools
 import http.server
@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 import scipy.io
+import tensorflow as tf
 
 import TensorflowUtils as utils
 import demo_data
@@ -108,3 +109,46 @@ def test_side_by_side_has_the_three_panels(tmp_path):
     assert picture.shape[1] == 3 * 40 * 6 and picture.shape[0] > 32 * 6  # enlarged 6x to 192 rows
     np.testing.assert_array_equal(picture[5, 6 * 45], palette[3])
     np.testing.assert_array_equal(picture[5, 5], photo[0, 0])
+
+
+def values_and_gradients(build, x, w):
+    """build(x, w) -> y; returns y and the gradients of sum(y * r) for a fixed random r."""
+    with tf.Graph().as_default():
+        x_var, w_var = tf.constant(x), tf.constant(w)
+        y = build(x_var, w_var)
+        weights = tf.constant(np.random.RandomState(1).standard_normal([int(d) for d in y.shape]), tf.float32)
+        grads = tf.gradients(tf.reduce_sum(y * weights), [x_var, w_var])
+        with tf.compat.v1.Session() as sess:
+            return sess.run([y] + grads)
+
+
+@pytest.mark.parametrize("side,kernel", [(7, 7), (5, 3), (16, 7), (4, 1)])
+def test_conv2d_as_matmul(side, kernel):
+    rng = np.random.RandomState(0)
+    x = rng.standard_normal((2, side, side + 1, 6)).astype(np.float32)
+    w = rng.standard_normal((kernel, kernel, 6, 5)).astype(np.float32)
+    expected = values_and_gradients(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"), x, w)
+    got = values_and_gradients(utils.conv2d_as_matmul, x, w)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("out_h,out_w,stride", [(64, 64, 8), (61, 50, 8), (20, 19, 2), (500 // 25, 7, 2)])
+def test_conv2d_transpose_as_matmul(out_h, out_w, stride):
+    rng = np.random.RandomState(0)
+    in_h, in_w = -(-out_h // stride), -(-out_w // stride)
+    x = rng.standard_normal((2, in_h, in_w, 6)).astype(np.float32)
+    w = rng.standard_normal((2 * stride, 2 * stride, 5, 6)).astype(np.float32)
+    shape = [2, out_h, out_w, 5]
+
+    def original(a, b):
+        return tf.nn.conv2d_transpose(a, b, shape, [1, stride, stride, 1], "SAME")
+
+    def as_matmul(a, b):
+        y = utils.conv2d_transpose_as_matmul(a, b, tf.constant(shape), stride)
+        y.set_shape(shape)
+        return y
+    expected = values_and_gradients(original, x, w)
+    got = values_and_gradients(as_matmul, x, w)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
