@@ -489,7 +489,7 @@ def evaluate_mode(predictions, num_images, logs_dir, checkpoint, num_classes=NUM
     scores = dict(metrics.summary(confusion), num_images=num_images, checkpoint=checkpoint)
     print(metrics.format_table(confusion, utils.ade20k_class_names()))
     for name in metrics.SCORES:
-        print("%-24s %s" % (name, scores[name]))
+        print("%-24s %s" % (name, "n/a" if scores[name] is None else "%.4f" % scores[name]))
     print("Validation pixel accuracy: %.4f (most frequent class: %.4f) on %d images"
           % (metrics.pixel_accuracy(confusion), metrics.most_frequent_class_accuracy(confusion), num_images))
     os.makedirs(logs_dir, exist_ok=True)
