@@ -548,12 +548,17 @@ def main(argv):
             if FLAGS.mode in ("train", "visualize"):
                 run_mode(FLAGS.mode)
             elif FLAGS.mode == "evaluate" and FLAGS.predictions_dir:
-                records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)[1]
+                records = validation_records()
                 evaluate_mode(saved_predictions(FLAGS.predictions_dir, records), len(records), FLAGS.logs_dir, None)
             else:
                 run_inference_mode(FLAGS.mode)
     except (OSError, ValueError, dataset.DataError, FloatingPointError) as error:
         sys.exit("FCN.py: error: %s" % error)
+
+
+def validation_records():
+    """The validation split's records: evaluate needs no training images."""
+    return scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url, required_splits=("validation",))[1]
 
 
 def run_mode(mode):
@@ -592,7 +597,7 @@ def run_inference_mode(mode):
     with make_session(FLAGS.xla) as sess:
         checkpoint = restore_or_initialize(sess, predictor.pretrained, tf.compat.v1.train.Saver(), FLAGS.logs_dir)
         if mode == "evaluate":
-            records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)[1]
+            records = validation_records()
             evaluate_mode(network_predictions(sess, predictor, records), len(records), FLAGS.logs_dir, checkpoint)
         elif mode == "predict":
             predict_mode(sess, predictor, FLAGS.input, FLAGS.output_dir or os.path.join(FLAGS.logs_dir, "predictions"),

@@ -22,22 +22,25 @@ SPLITS = ("training", "validation")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
-def read_dataset(data_dir, data_url=DATA_URL):
-    """Return (training_records, validation_records); a record is {'image', 'annotation', 'filename'}."""
+def read_dataset(data_dir, data_url=DATA_URL, required_splits=SPLITS):
+    """Return (training_records, validation_records); a record is {'image', 'annotation', 'filename'}.
+
+    A split in `required_splits` without pairs is a DataError; a listing with an empty split is not cached."""
     pickle_path = os.path.join(data_dir, PICKLE_NAME)
     cached = _load_cache(pickle_path, data_dir)
     if cached is None:
         scene_parsing_dir = _ensure_data(data_dir, data_url)
         cached = create_image_lists(scene_parsing_dir, data_dir)
-        for split in SPLITS:
+        for split in required_splits:
             if not cached[split]:
                 raise DataError("No image/annotation pairs in the %s split: expected %s/*.jpg with annotations in "
                                 "%s/<name>.png. Check --data_dir, or delete %s to download the data again."
                                 % (split, os.path.join(scene_parsing_dir, "images", split),
                                    os.path.join(scene_parsing_dir, "annotations", split), scene_parsing_dir))
-        print("Pickling ...")
-        with open(pickle_path, "wb") as cache_file:
-            pickle.dump(cached, cache_file, pickle.HIGHEST_PROTOCOL)
+        if all(cached[split] for split in SPLITS):
+            print("Pickling ...")
+            with open(pickle_path, "wb") as cache_file:
+                pickle.dump(cached, cache_file, pickle.HIGHEST_PROTOCOL)
     else:
         print("Found pickle file!")
     return tuple([_under_data_dir(record, data_dir) for record in cached[split]] for split in SPLITS)

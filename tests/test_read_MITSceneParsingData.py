@@ -141,3 +141,12 @@ def test_empty_split_is_a_clear_error_and_is_not_cached(tmp_path, emptied):
 def test_missing_data_that_cannot_be_downloaded_says_what_to_do(tmp_path):
     with pytest.raises(IOError, match="No data at .* download from .* failed .* or pass --data_dir"):
         scene_parsing.read_dataset(str(tmp_path / "nowhere"), UNREACHABLE_URL)
+
+
+def test_a_validation_split_alone_is_enough_when_only_it_is_required(tmp_path):
+    root = small_dataset(tmp_path, num_training=0, num_validation=2)
+    training, validation = scene_parsing.read_dataset(str(tmp_path), UNREACHABLE_URL, required_splits=("validation",))
+    assert (len(training), len(validation)) == (0, 2)
+    with pytest.raises(dataset.DataError, match="No image/annotation pairs in the training split"):
+        scene_parsing.read_dataset(str(tmp_path), UNREACHABLE_URL)
+    assert os.path.isdir(root) and not os.path.exists(os.path.join(str(tmp_path), scene_parsing.PICKLE_NAME))
