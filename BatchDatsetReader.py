@@ -7,8 +7,6 @@ Nothing is read up front: background threads read and resize the next few batche
 step runs, so memory and start-up time do not grow with the dataset. A pair that cannot be used is
 skipped with one line and the batch is filled from the following pairs; too many of them is an error.
 """
-from __future__ import print_function
-
 import collections
 import queue
 import threading
@@ -166,8 +164,8 @@ class BatchDatset(object):
     def _check_enough_for(self, batch_size):
         good = len(self.files) - len(self.bad_pairs)
         if good < batch_size:
-            raise DataError("Only %d of %d image/annotation pairs can be read, fewer than the batch size %d."
-                            % (good, len(self.files), batch_size))
+            raise DataError("Only %d of %d image/annotation pairs can be read, fewer than the batch size %d: "
+                            "lower --batch_size or add data." % (good, len(self.files), batch_size))
 
     def _read_ahead(self, batch_size):
         """Keep PREFETCH_BATCHES batches read ahead, continuing the epoch order."""
@@ -233,7 +231,8 @@ class BatchDatset(object):
         return np.stack(images), np.stack(annotations)
 
     def get_random_batch(self, batch_size):
-        self._check_enough_for(batch_size)
+        """batch_size pairs drawn with replacement (so the split may be smaller than the batch)."""
+        self._check_enough_for(1)
         images, annotations = [], []
         while len(images) < batch_size:
             indexes = [index for index in np.random.randint(0, len(self.files), size=batch_size - len(images))

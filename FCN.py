@@ -3,8 +3,6 @@
 A port of shekkizh/FCN.tensorflow to today's TensorFlow (tf.compat.v1 graphs and sessions).
 Run `python FCN.py --helpfull` for every flag.
 """
-from __future__ import print_function
-
 import collections
 import contextlib
 import datetime
@@ -33,7 +31,8 @@ import TensorflowUtils as utils
 tf.compat.v1.disable_eager_execution()
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch_size", 2, "batch size for training")
+flags.DEFINE_integer("batch_size", 2, "batch size for training (and the number of pictures visualize writes)",
+                     lower_bound=1)
 flags.DEFINE_string("logs_dir", "logs/", "path to logs directory (checkpoints, TensorBoard, pictures)")
 flags.DEFINE_string("data_dir", "Data_zoo/MIT_SceneParsing/", "path to dataset")
 flags.DEFINE_float("learning_rate", 1e-4, "Learning rate for Adam Optimizer")
@@ -42,15 +41,18 @@ flags.DEFINE_bool("debug", False, "Debug mode: activation and gradient histogram
 flags.DEFINE_enum("mode", "train", ["train", "visualize", "evaluate", "predict", "export"],
                   "Mode: train / visualize / evaluate (score the validation split, write logs_dir/metrics.json) / "
                   "predict (segment --input) / export (write a SavedModel to --export_dir)")
-flags.DEFINE_integer("max_iteration", 100001, "number of training steps (the step count continues on resume)")
-flags.DEFINE_integer("image_size", 224, "images and annotations are resized to this square (multiple of 32)")
-flags.DEFINE_float("keep_prob", 0.85, "dropout keep probability of conv6 and conv7 while training")
-flags.DEFINE_integer("log_every", 10, "print and log the training loss every N steps")
-flags.DEFINE_integer("save_every", 500, "validate and write a checkpoint every N steps")
+flags.DEFINE_integer("max_iteration", 100001, "number of training steps (the step count continues on resume)",
+                     lower_bound=0)
+flags.DEFINE_integer("image_size", 224, "images and annotations are resized to this square (multiple of 32)",
+                     lower_bound=32)
+flags.DEFINE_float("keep_prob", 0.85, "dropout keep probability of conv6 and conv7 while training",
+                   lower_bound=0.01, upper_bound=1.0)
+flags.DEFINE_integer("log_every", 10, "print and log the training loss every N steps", lower_bound=1)
+flags.DEFINE_integer("save_every", 500, "validate and write a checkpoint every N steps", lower_bound=1)
 flags.DEFINE_string("model_url", "http://www.vlfeat.org/matconvnet/models/beta16/imagenet-vgg-verydeep-19.mat",
                     "where to download the VGG19 MatConvNet file if model_dir lacks it")
 flags.DEFINE_string("data_url", scene_parsing.DATA_URL, "where to download ADEChallengeData2016.zip if data_dir lacks it")
-flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7")
+flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7", lower_bound=1)
 flags.DEFINE_bool("transpose_vgg_kernels", True,
                   "swap the kernel's first two axes as the original did (keeps its checkpoints valid)")
 flags.DEFINE_integer("infer_size", None,
@@ -65,7 +67,8 @@ flags.DEFINE_string("output_dir", "", "predict: where to write <stem>.png, <stem
 flags.DEFINE_string("export_dir", "", "export: a new folder for the SavedModel. Default: logs_dir/saved_model")
 flags.DEFINE_bool("convs_as_matmul", True,
                   "compute conv6-8 and the 8x upsampling as matmuls (same sums, faster on CPU); false: original ops")
-flags.DEFINE_bool("xla", False, "compile the graph with XLA auto-clustering")
+flags.DEFINE_bool("xla", False, "train and visualize: compile the graph with XLA auto-clustering (evaluate, "
+                  "predict and export ignore it: each new image size would be compiled again)")
 flags.DEFINE_bool("mixed_precision", False,
                   "GPU: float16 compute with float32 master weights and dynamic loss scaling (no effect on CPU)")
 
@@ -111,7 +114,7 @@ def vgg_net(weights, image, debug=False):
     return net
 
 
-def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False, convs_as_matmul=False):
+def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False, convs_as_matmul=True):
     """conv6-conv8: the fully connected layers as convolutions, giving class scores at stride 32."""
     relu_dropout6 = _conv_relu_dropout(pool5, [7, 7, pool5.shape[-1], fc_width], "6", keep_prob, debug,
                                        convs_as_matmul)
@@ -137,7 +140,7 @@ def _conv(x, W, b, as_matmul):
     return tf.nn.bias_add(utils.conv2d_as_matmul(x, W), b) if as_matmul else utils.conv2d_basic(x, W, b)
 
 
-def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes, convs_as_matmul=False):
+def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes, convs_as_matmul=True):
     """FCN-8s skips as in the original: upsample 2x, add pool4; 2x, add pool3; 8x to the input size.
 
     The sums are taken in the pool layers' feature space (the paper sums class scores instead)."""
@@ -175,7 +178,8 @@ def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS
     return tf.expand_dims(annotation_pred, axis=3), logits
 
 
-def inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes=NUM_OF_CLASSESS, fc_width=4096):
+def inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes=NUM_OF_CLASSESS, fc_width=4096,
+                          convs_as_matmul=True):
     """uint8 images [N, H, W, 3] of any size -> (labels [N, H, W], probabilities [N, H, W, classes]).
 
     infer_size > 0: the net sees an infer_size square, resized like the training data (nearest), and
@@ -189,7 +193,8 @@ def inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes=N
     else:
         pad = -size % 32
         net_input = tf.pad(image - mean_pixel, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]]) + mean_pixel
-    _, logits = inference(net_input, 1.0, weights, mean_pixel, num_classes, fc_width)
+    _, logits = inference(net_input, 1.0, weights, mean_pixel, num_classes, fc_width,
+                          convs_as_matmul=convs_as_matmul)
     if infer_size:
         logits = tf.image.resize(logits, size, method="bilinear")
     else:
@@ -251,10 +256,11 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
 Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained"])
 
 
-def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=NUM_OF_CLASSESS):
+def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=NUM_OF_CLASSESS, convs_as_matmul=True):
     """The inference path evaluate, predict and export share: uint8 `images` in, `labels` and `probabilities` out."""
     images = tf.compat.v1.placeholder(tf.uint8, shape=[None, None, None, 3], name="images")
-    labels, probabilities = inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes, fc_width)
+    labels, probabilities = inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes, fc_width,
+                                                  convs_as_matmul)
     return Predictor(images, labels, probabilities, pretrained_loader(weights))
 
 
@@ -282,8 +288,10 @@ def restore_or_initialize(sess, pretrained, saver, logs_dir):
             print("Skipping checkpoint %s: it cannot be read (%s)" % (checkpoints[newest], error.message))
             continue
         saver.recover_last_checkpoints(checkpoints[:newest + 1])
+        pretrained.release()
         return checkpoints[newest]
     pretrained.load(sess)
+    pretrained.release()
     print("No checkpoint in %s: starting from the VGG weights" % logs_dir)
     return None
 
@@ -431,7 +439,7 @@ def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, ba
 
 
 def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step):
-    valid_images, valid_annotations = validation_reader.next_batch(batch_size)
+    valid_images, valid_annotations = validation_reader.next_batch(min(batch_size, len(validation_reader.files)))
     valid_loss, summary = sess.run([model.loss, model.validation_summary],
                                    feed_dict=_feed(model, valid_images, valid_annotations))
     print("%s ---> Validation_loss: %g" % (datetime.datetime.now(), valid_loss))
@@ -467,7 +475,7 @@ def network_predictions(sess, predictor, records):
                predict_labels(sess, predictor, dataset.read_image(record["image"])))
 
 
-def saved_predictions(predictions_dir, records):
+def saved_predictions(predictions_dir, records, num_classes=NUM_OF_CLASSESS):
     """(annotation, prediction) of each record, the prediction read from predictions_dir/<stem>.png."""
     for record in records:
         annotation = dataset.read_annotation(record["annotation"])
@@ -475,6 +483,9 @@ def saved_predictions(predictions_dir, records):
         if not os.path.exists(path):
             raise IOError("Prediction %s is missing (for %s)" % (path, record["image"]))
         prediction = dataset.read_annotation(path)
+        if prediction.max(initial=0) >= num_classes:
+            raise ValueError("Prediction %s holds label %d; labels must lie in 0..%d"
+                             % (path, prediction.max(), num_classes - 1))
         if prediction.shape != annotation.shape:
             raise ValueError("Prediction %s is %dx%d but its annotation %s is %dx%d (height x width)"
                              % ((path,) + prediction.shape + (record["annotation"],) + annotation.shape))
@@ -537,12 +548,9 @@ def export_mode(sess, predictor, export_dir):
 def main(argv):
     del argv
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)  # deprecation notes of the compat.v1 API
-    if FLAGS.image_size % 32:
-        raise app.UsageError("--image_size must be a multiple of 32, got %d" % FLAGS.image_size)
-    if FLAGS.infer_size is not None and (FLAGS.infer_size < 0 or FLAGS.infer_size % 32):
-        raise app.UsageError("--infer_size must be 0 or a positive multiple of 32, got %d" % FLAGS.infer_size)
-    if FLAGS.mode == "predict" and not FLAGS.input:
-        raise app.UsageError("--mode=predict needs --input=<image file or folder>")
+    output_dir = FLAGS.output_dir or os.path.join(FLAGS.logs_dir, "predictions")
+    export_dir = FLAGS.export_dir or os.path.join(FLAGS.logs_dir, "saved_model")
+    check_flags(output_dir, export_dir)
     try:
         with tf.Graph().as_default():
             if FLAGS.mode in ("train", "visualize"):
@@ -551,9 +559,26 @@ def main(argv):
                 records = validation_records()
                 evaluate_mode(saved_predictions(FLAGS.predictions_dir, records), len(records), FLAGS.logs_dir, None)
             else:
-                run_inference_mode(FLAGS.mode)
+                run_inference_mode(FLAGS.mode, output_dir, export_dir)
     except (OSError, ValueError, dataset.DataError, FloatingPointError) as error:
         sys.exit("FCN.py: error: %s" % error)
+
+
+def check_flags(output_dir, export_dir):
+    """Refuse, before anything is loaded, what cannot work."""
+    if FLAGS.image_size % 32:
+        raise app.UsageError("--image_size must be a multiple of 32, got %d" % FLAGS.image_size)
+    if FLAGS.infer_size is not None and (FLAGS.infer_size < 0 or FLAGS.infer_size % 32):
+        raise app.UsageError("--infer_size must be 0 or a positive multiple of 32, got %d" % FLAGS.infer_size)
+    if FLAGS.mode == "predict" and not FLAGS.input:
+        raise app.UsageError("--mode=predict needs --input=<image file or folder>")
+    if (FLAGS.mode == "predict" and os.path.isdir(FLAGS.input) and os.path.isdir(output_dir)
+            and os.path.samefile(FLAGS.input, output_dir)):
+        raise app.UsageError("--output_dir is the --input folder: the label maps would overwrite PNG inputs")
+    if FLAGS.mode == "export" and os.path.exists(export_dir):
+        raise app.UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % export_dir)
+    if FLAGS.mode == "export" and not list_checkpoints(FLAGS.logs_dir):
+        raise app.UsageError("No checkpoint in %s to export: train first, or pass --logs_dir" % FLAGS.logs_dir)
 
 
 def validation_records():
@@ -566,18 +591,16 @@ def run_mode(mode):
     weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
     model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug,
                         convs_as_matmul=FLAGS.convs_as_matmul, mixed_precision=FLAGS.mixed_precision)
-    del weights
+    del weights  # the loader keeps them only until the session holds them
 
     print("Setting up image reader...")
     train_records, valid_records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)
     print(len(train_records))
     print(len(valid_records))
     image_options = {"resize": True, "resize_size": FLAGS.image_size, "num_classes": NUM_OF_CLASSESS}
-    validation_reader = dataset.BatchDatset(valid_records, image_options)
-
     os.makedirs(FLAGS.logs_dir, exist_ok=True)
     saver = tf.compat.v1.train.Saver(max_to_keep=5)
-    with make_session(FLAGS.xla) as sess, validation_reader:
+    with make_session(FLAGS.xla) as sess, dataset.BatchDatset(valid_records, image_options) as validation_reader:
         restore_or_initialize(sess, model.pretrained, saver, FLAGS.logs_dir)
         if mode == "train":
             with dataset.BatchDatset(train_records, image_options) as train_reader:
@@ -588,22 +611,21 @@ def run_mode(mode):
                            utils.ade20k_class_names(), utils.ade20k_palette())
 
 
-def run_inference_mode(mode):
+def run_inference_mode(mode, output_dir, export_dir):
     """Build the any-size inference path, restore, and evaluate, predict or export (all settings from FLAGS)."""
     weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
     infer_size = FLAGS.image_size if FLAGS.infer_size is None else FLAGS.infer_size
-    predictor = build_predictor(weights, mean_pixel, infer_size, FLAGS.fc_width)
-    del weights
-    with make_session(FLAGS.xla) as sess:
+    predictor = build_predictor(weights, mean_pixel, infer_size, FLAGS.fc_width, convs_as_matmul=FLAGS.convs_as_matmul)
+    del weights  # the loader keeps them only until the session holds them
+    with make_session() as sess:
         checkpoint = restore_or_initialize(sess, predictor.pretrained, tf.compat.v1.train.Saver(), FLAGS.logs_dir)
         if mode == "evaluate":
             records = validation_records()
             evaluate_mode(network_predictions(sess, predictor, records), len(records), FLAGS.logs_dir, checkpoint)
         elif mode == "predict":
-            predict_mode(sess, predictor, FLAGS.input, FLAGS.output_dir or os.path.join(FLAGS.logs_dir, "predictions"),
-                         utils.ade20k_palette())
+            predict_mode(sess, predictor, FLAGS.input, output_dir, utils.ade20k_palette())
         else:
-            export_mode(sess, predictor, FLAGS.export_dir or os.path.join(FLAGS.logs_dir, "saved_model"))
+            export_mode(sess, predictor, export_dir)
 
 
 if __name__ == "__main__":

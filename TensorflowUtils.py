@@ -3,18 +3,17 @@
 The names are the original FCN.tensorflow's (`maybe_download_and_extract`, `get_model_data`,
 `conv2d_basic`, ...), so code written against it still reads the same.
 """
-from __future__ import print_function
-
 import os
+import shutil
 import sys
-import tarfile
+import tempfile
 import time
+import urllib.request
 import zipfile
 
 import imageio.v2 as imageio
 import numpy as np
 import scipy.io
-from six.moves import urllib
 import tensorflow as tf
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -67,26 +66,28 @@ def progress(items, total, label, out=None):
     out.write("\n")
 
 
-def maybe_download_and_extract(dir_path, url_name, is_tarfile=False, is_zipfile=False):
-    """Download url_name into dir_path unless its file is there; extract it if asked.
+def maybe_download_and_extract(dir_path, url_name, is_zipfile=False):
+    """Download url_name into dir_path unless its file is there; with is_zipfile, extract it too.
 
-    Extraction also happens for an archive that was placed by hand, and is skipped when
-    `extracted_name` (the archive's name without extension) already exists.
-    """
+    A zip placed by hand is extracted as well, unless the folder it holds (the zip's name without
+    extension) is already there. Extraction goes to a temporary folder first, so a cut extraction
+    never looks complete."""
     os.makedirs(dir_path, exist_ok=True)
     filename = url_name.split("/")[-1]
     filepath = os.path.join(dir_path, filename)
     if not os.path.exists(filepath):
         download(url_name, filepath)
     extracted = os.path.join(dir_path, os.path.splitext(filename)[0])
-    if (is_tarfile or is_zipfile) and not os.path.exists(extracted):
+    if is_zipfile and not os.path.exists(extracted):
         print("Extracting %s ..." % filepath)
-        if is_tarfile:
-            with tarfile.open(filepath, "r:gz") as archive:
-                archive.extractall(dir_path, filter="data")
-        else:
+        partial = tempfile.mkdtemp(prefix=".extracting-", dir=dir_path)
+        try:
             with zipfile.ZipFile(filepath) as archive:
-                archive.extractall(dir_path)
+                archive.extractall(partial)
+            for name in os.listdir(partial):
+                os.replace(os.path.join(partial, name), os.path.join(dir_path, name))
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     return filepath
 
 
@@ -154,6 +155,10 @@ class PretrainedLoader(object):
 
     def load(self, sess):
         sess.run(self.op, feed_dict=self._feeds)
+
+    def release(self):
+        """Let go of the numpy values (hundreds of MB for VGG19) once the session holds the weights."""
+        self._feeds = {}
 
 
 def conv2d_basic(x, W, bias):

@@ -8,8 +8,6 @@ original graph (tf.nn ops) counted from their shapes. Optimised: FCN.build_model
 the feed and step of --mode=train. Naive: the original graph, a default session, the loss run a second
 time every log_every steps. Times are medians of --repeats runs after --warmup runs.
 """
-from __future__ import print_function
-
 import argparse
 import json
 import os
@@ -163,7 +161,7 @@ def time_optimised(args, weights, mean_pixel, reader):
                 feed = FCN._feed(model, images, annotations, keep_prob=0.85)
                 fed = time.perf_counter()
                 loss, _ = FCN.train_step(sess, model, feed, with_summary=itr % args.log_every == 0)
-                losses += [] if loss is None else [float(loss)]
+                losses.append(float(loss))
                 if itr >= args.warmup:
                     step_times.append(time.perf_counter() - started)
                     wait_times.append(fed - started)
@@ -205,12 +203,12 @@ def run(args):
         args.widths, args.fc_width, args.image_size, args.large_size = "4,8,8,16,16", 16, 64, 96
         args.repeats, args.warmup = 2, 1
     peak_sizes = ((512, (1, 28, 64)) if args.quick else (2048, (2, 56, 256)))
-    folder = tempfile.mkdtemp(prefix="fcn_benchmark_")
     peaks = peak_gflops(*peak_sizes, repeats=args.repeats, warmup=args.warmup)
-    weights, mean_pixel = load_weights(args, folder)
-    reader = synthetic_reader(args.image_size, args.batch_size, folder)
-    naive = time_naive(args, weights, mean_pixel, reader)
-    optimised = time_optimised(args, weights, mean_pixel, reader)
+    with tempfile.TemporaryDirectory(prefix="fcn_benchmark_") as folder:
+        weights, mean_pixel = load_weights(args, folder)
+        with synthetic_reader(args.image_size, args.batch_size, folder) as reader:
+            naive = time_naive(args, weights, mean_pixel, reader)
+            optimised = time_optimised(args, weights, mean_pixel, reader)
 
     peak = max(peaks.values())
     forward, train = naive["model_gflops_per_image"], naive["train_gflops_per_image"]

@@ -7,8 +7,6 @@
 
     python demo_data.py --out_dir=demo      # demo/Model_zoo/*.mat and demo/Data_zoo/MIT_SceneParsing/
 """
-from __future__ import print_function
-
 import argparse
 import os
 import zipfile

@@ -6,8 +6,6 @@ Layout, as in ADEChallengeData2016.zip:
 The listing is cached in data_dir/MITSceneParsing.pickle with paths relative to data_dir.
 Files that are not images and images without an annotation are left out, with a line for each.
 """
-from __future__ import print_function
-
 import glob
 import os
 import pickle

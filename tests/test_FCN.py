@@ -17,11 +17,14 @@ import numpy as np
 from PIL import Image
 import pytest
 import tensorflow as tf
+from absl import app
+from absl import flags
 
 import BatchDatsetReader
 import FCN
 import TensorflowUtils as utils
 import demo_data
+from conftest import NARROW_FC
 
 MODEL_URL = "http://127.0.0.1:9/imagenet-vgg-verydeep-19.mat"  # never fetched: the file is there
 DATA_URL = "http://127.0.0.1:9/ADEChallengeData2016.zip"  # never fetched: the mode must not need the data
@@ -266,11 +269,39 @@ def test_predict_writes_label_colour_and_overlay_at_the_input_size(fcn_flags, ru
     assert sorted(os.listdir(str(tmp_path / "one"))) == ["gray.png", "gray_color.png", "gray_overlay.png"]
 
 
-def test_infer_size_resizes_like_the_training_reader():
+def test_infer_size_sees_what_training_sees_and_resizes_scores_back(trained_flags):
+    """Predicting at infer_size = the training size: the training graph's scores on the image the reader
+    makes (nearest resize), resized back bilinearly, then the argmax."""
     image = np.random.RandomState(0).randint(0, 255, (37, 53, 3)).astype(np.uint8)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-        resized = sess.run(tf.image.resize(image[np.newaxis], [32, 32], method="nearest"))[0]
-    np.testing.assert_array_equal(resized, BatchDatsetReader.resize_nearest(image, 32))
+    weights, mean_pixel = FCN.load_vgg(trained_flags["model_dir"], MODEL_URL)
+
+    def restored(build):
+        graph = tf.Graph()
+        with graph.as_default():
+            built = build()
+            sess = tf.compat.v1.Session(graph=graph)
+            FCN.restore_or_initialize(sess, built.pretrained, tf.compat.v1.train.Saver(), trained_flags["logs_dir"])
+        return sess, built
+
+    sess, predictor = restored(lambda: FCN.build_predictor(weights, mean_pixel, 32, fc_width=NARROW_FC))
+    labels = FCN.predict_labels(sess, predictor, image)
+    sess, model = restored(lambda: FCN.build_model(weights, mean_pixel, fc_width=NARROW_FC))
+    seen = BatchDatsetReader.resize_nearest(image, 32)[np.newaxis]
+    logits = sess.run(model.logits, {model.image: seen, model.keep_probability: 1.0})
+    with tf.Graph().as_default(), tf.compat.v1.Session() as resize:
+        expected = resize.run(tf.argmax(tf.image.resize(logits, [37, 53], method="bilinear"), axis=3))[0]
+    assert labels.shape == (37, 53)
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_convs_as_matmul_off_predicts_the_same_labels(trained_flags, run_fcn, tmp_path):
+    photos = str(tmp_path / "photos")
+    sizes = write_mixed_images(photos)
+    run_fcn("predict", input=photos, output_dir=str(tmp_path / "matmul"), **trained_flags)
+    run_fcn("predict", input=photos, output_dir=str(tmp_path / "original"), convs_as_matmul=False, **trained_flags)
+    for stem in sizes:
+        np.testing.assert_array_equal(imageio.imread(str(tmp_path / "matmul" / (stem + ".png"))),
+                                      imageio.imread(str(tmp_path / "original" / (stem + ".png"))))
 
 
 LOAD_AND_RUN = """
@@ -548,3 +579,43 @@ def test_gpu_options_train_with_finite_loss(flag, fcn_flags, run_fcn, capsys):
     if flag == "mixed_precision":
         saved = dict(tf.train.list_variables(tf.train.latest_checkpoint(fcn_flags["logs_dir"])))
         assert "current_loss_scale" in saved and saved["inference/W6"] == [7, 7, 16, 16]
+
+
+def test_batch_larger_than_the_validation_split(fcn_flags, run_fcn, capsys):
+    """4 validation pairs, batch 6: training validates on the 4, visualize draws 6 with replacement."""
+    big_batch = dict(fcn_flags, batch_size=6)
+    run_fcn("train", max_iteration=1, save_every=1, **big_batch)
+    run_fcn("visualize", **big_batch)
+    out = capsys.readouterr().out
+    assert "---> Validation_loss:" in out and "Saved image: 5" in out
+
+
+def test_export_needs_a_checkpoint_and_a_new_folder(fcn_flags, trained_flags, run_fcn, tmp_path):
+    with pytest.raises(app.UsageError, match="No checkpoint in .* to export"):
+        run_fcn("export", export_dir=str(tmp_path / "a"), **dict(fcn_flags, logs_dir=str(tmp_path / "empty")))
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(app.UsageError, match="taken exists"):
+        run_fcn("export", export_dir=str(tmp_path / "taken"), **trained_flags)
+
+
+def test_predict_refuses_to_write_into_its_input_folder(fcn_flags, run_fcn, tmp_path):
+    photos = str(tmp_path / "photos")
+    write_mixed_images(photos)
+    with pytest.raises(app.UsageError, match="would overwrite"):
+        run_fcn("predict", input=photos, output_dir=photos, **fcn_flags)
+
+
+@pytest.mark.parametrize("flag, value", [("log_every", 0), ("save_every", 0), ("batch_size", 0),
+                                         ("image_size", 0), ("keep_prob", 0), ("keep_prob", 1.5)])
+def test_out_of_range_flags_are_refused(fcn_flags, run_fcn, flag, value):
+    with pytest.raises(flags.IllegalFlagValueError):
+        run_fcn("train", **dict(fcn_flags, **{flag: value}))
+
+
+def test_saved_prediction_with_labels_past_150_names_the_file(fcn_flags, run_fcn, tmp_path):
+    predictions = tmp_path / "submission"
+    predictions.mkdir()
+    for path in sorted(glob.glob(os.path.join(validation_folder(fcn_flags, "annotations"), "*.png"))):
+        imageio.imwrite(str(predictions / os.path.basename(path)), np.full_like(imageio.imread(path), 255))
+    with pytest.raises(SystemExit, match=r"Prediction .*ADE_val_0000000\d\.png holds label 255"):
+        run_fcn("evaluate", predictions_dir=str(predictions), **fcn_flags)

@@ -150,3 +150,25 @@ def test_a_validation_split_alone_is_enough_when_only_it_is_required(tmp_path):
     with pytest.raises(dataset.DataError, match="No image/annotation pairs in the training split"):
         scene_parsing.read_dataset(str(tmp_path), UNREACHABLE_URL)
     assert os.path.isdir(root) and not os.path.exists(os.path.join(str(tmp_path), scene_parsing.PICKLE_NAME))
+
+
+def test_a_cut_extraction_does_not_look_complete(tmp_path, monkeypatch):
+    import zipfile
+
+    source = tmp_path / "source"
+    root = demo_data.write_scene_dataset(str(source), num_training=2, num_validation=1, min_size=32, max_size=33)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    demo_data.zip_folder(root, str(data_dir / "ADEChallengeData2016.zip"))
+    extract_all = zipfile.ZipFile.extractall
+
+    def cut_short(archive, path):
+        archive.extract(archive.namelist()[0], path)
+        raise OSError("No space left on device")
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", cut_short)
+    with pytest.raises(OSError):
+        scene_parsing.read_dataset(str(data_dir), UNREACHABLE_URL)
+    assert sorted(os.listdir(str(data_dir))) == ["ADEChallengeData2016.zip"]
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", extract_all)
+    training, validation = scene_parsing.read_dataset(str(data_dir), UNREACHABLE_URL)
+    assert (len(training), len(validation)) == (2, 1)
