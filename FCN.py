@@ -587,16 +587,17 @@ def validation_records():
 
 
 def run_mode(mode):
-    """Build the training graph, read the data, restore, and train or visualize (all settings from FLAGS)."""
-    weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
-    model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug,
-                        convs_as_matmul=FLAGS.convs_as_matmul, mixed_precision=FLAGS.mixed_precision)
-    del weights  # the loader keeps them only until the session holds them
+    """List the data, build the training graph, restore, and train or visualize (all settings from FLAGS).
 
+    The listing comes first: a problem with the data shows before the VGG file is read."""
     print("Setting up image reader...")
     train_records, valid_records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)
     print(len(train_records))
     print(len(valid_records))
+    weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
+    model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug,
+                        convs_as_matmul=FLAGS.convs_as_matmul, mixed_precision=FLAGS.mixed_precision)
+    del weights  # the loader keeps them only until the session holds them
     image_options = {"resize": True, "resize_size": FLAGS.image_size, "num_classes": NUM_OF_CLASSESS}
     os.makedirs(FLAGS.logs_dir, exist_ok=True)
     saver = tf.compat.v1.train.Saver(max_to_keep=5)

@@ -1,6 +1,7 @@
 """BatchDatsetReader.py: the original epoch semantics, streaming reads, odd image formats and bad pairs."""
 import os
 import re
+import time
 
 import numpy as np
 import pytest
@@ -37,11 +38,15 @@ def numbered(tmp_path):
     return [write_pair(tmp_path, "pair%d" % index, 40 * index) for index in range(5)]
 
 
-def test_nothing_is_read_before_the_first_batch(tmp_path):
+def test_nothing_is_read_before_the_first_batch(tmp_path, monkeypatch):
+    reads = []
+    real_load_pair = dataset.load_pair
+    monkeypatch.setattr(dataset, "load_pair", lambda *args: reads.append(args) or real_load_pair(*args))
     missing = [{"image": str(tmp_path / ("%d.jpg" % index)), "annotation": str(tmp_path / ("%d.png" % index))}
                for index in range(1000)]
     with make_reader(missing) as reader:
-        assert reader.epochs_completed == 0 and reader.batch_offset == 0
+        time.sleep(0.2)
+        assert reads == [] and reader.epochs_completed == 0 and reader.batch_offset == 0
         with pytest.raises(dataset.DataError, match=r"the first is .*/0\.jpg"):
             reader.next_batch(2)
 

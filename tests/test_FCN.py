@@ -491,11 +491,12 @@ class Training(object):
 def test_kill_9_at_random_moments_then_sigterm_resumes_and_exits_0(fcn_flags):
     flags = dict(fcn_flags, max_iteration=100000, save_every=1)
     logs_dir = flags["logs_dir"]
+    moments = random.Random(9)  # random, but the same moments on every run
     for _ in range(3):
         training = Training(flags)
         for _ in range(2):  # the second step comes after the first one's checkpoint
             training.wait_for(r"^Step: \d+")
-        time.sleep(random.uniform(0, 1.5))
+        time.sleep(moments.uniform(0, 1.5))
         training.process.kill()
         training.process.wait(timeout=60)
     state = tf.train.get_checkpoint_state(logs_dir)
