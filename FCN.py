@@ -73,6 +73,7 @@ flags.DEFINE_bool("mixed_precision", False,
                   "GPU: float16 compute with float32 master weights and dynamic loss scaling (no effect on CPU)")
 
 NUM_OF_CLASSESS = 151
+IMAGENET_MEAN_PIXEL = (123.68, 116.779, 103.939)  # the mean of the beta16 file's averageImage
 CHECKPOINT_NAME = "model.ckpt"
 VGG_LAYERS = (
     "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
@@ -91,6 +92,13 @@ def load_vgg(model_dir, model_url, transpose_kernels=True):
     if transpose_kernels:
         weights = {name: (np.transpose(kernel, (1, 0, 2, 3)), bias) for name, (kernel, bias) in weights.items()}
     return weights, mean_pixel
+
+
+def vgg_shapes_from_checkpoint(checkpoint):
+    """Zero-valued VGG19 conv weights shaped like those in `checkpoint`, whose restore brings the values."""
+    saved = dict(tf.train.list_variables(checkpoint))
+    return {name: tuple(np.zeros(saved["inference/%s_%s" % (name, kind)], np.float32) for kind in ("w", "b"))
+            for name in VGG_LAYERS if name.startswith("conv")}
 
 
 def vgg_net(weights, image, debug=False):
@@ -581,6 +589,17 @@ def check_flags(output_dir, export_dir):
         raise app.UsageError("No checkpoint in %s to export: train first, or pass --logs_dir" % FLAGS.logs_dir)
 
 
+def vgg_for_inference():
+    """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes
+    from that checkpoint and the ImageNet mean pixel of the beta16 file, so a trained model needs no 510 MB file."""
+    vgg_file = os.path.join(FLAGS.model_dir, FLAGS.model_url.split("/")[-1])
+    checkpoints = list_checkpoints(FLAGS.logs_dir)
+    if os.path.exists(vgg_file) or not checkpoints:
+        return load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
+    print("No %s: VGG shapes from %s, ImageNet mean pixel %s" % (vgg_file, checkpoints[-1], IMAGENET_MEAN_PIXEL))
+    return vgg_shapes_from_checkpoint(checkpoints[-1]), np.array(IMAGENET_MEAN_PIXEL)
+
+
 def validation_records():
     """The validation split's records: evaluate needs no training images."""
     return scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url, required_splits=("validation",))[1]
@@ -614,7 +633,7 @@ def run_mode(mode):
 
 def run_inference_mode(mode, output_dir, export_dir):
     """Build the any-size inference path, restore, and evaluate, predict or export (all settings from FLAGS)."""
-    weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
+    weights, mean_pixel = vgg_for_inference()
     infer_size = FLAGS.image_size if FLAGS.infer_size is None else FLAGS.infer_size
     predictor = build_predictor(weights, mean_pixel, infer_size, FLAGS.fc_width, convs_as_matmul=FLAGS.convs_as_matmul)
     del weights  # the loader keeps them only until the session holds them

@@ -294,6 +294,21 @@ def test_infer_size_sees_what_training_sees_and_resizes_scores_back(trained_flag
     np.testing.assert_array_equal(labels, expected)
 
 
+def test_a_trained_model_predicts_without_the_vgg_file(trained_flags, run_fcn, tmp_path, capsys):
+    photos = str(tmp_path / "photos")
+    sizes = write_mixed_images(photos)
+    run_fcn("predict", input=photos, output_dir=str(tmp_path / "with_file"), **trained_flags)
+    without_file = dict(trained_flags, model_dir=str(tmp_path / "no_model"), model_url=MODEL_URL)
+    run_fcn("predict", input=photos, output_dir=str(tmp_path / "without_file"), **without_file)
+    assert "VGG shapes from" in capsys.readouterr().out
+    assert not os.path.exists(without_file["model_dir"])
+    for stem in sizes:
+        np.testing.assert_array_equal(imageio.imread(str(tmp_path / "with_file" / (stem + ".png"))),
+                                      imageio.imread(str(tmp_path / "without_file" / (stem + ".png"))))
+    with pytest.raises(SystemExit, match="VGG weights not found"):  # nothing to restore: the file is needed
+        run_fcn("predict", input=photos, **dict(without_file, logs_dir=str(tmp_path / "untrained")))
+
+
 def test_convs_as_matmul_off_predicts_the_same_labels(trained_flags, run_fcn, tmp_path):
     photos = str(tmp_path / "photos")
     sizes = write_mixed_images(photos)
