@@ -70,7 +70,8 @@ flags.DEFINE_bool("convs_as_matmul", True,
 flags.DEFINE_bool("xla", False, "train and visualize: compile the graph with XLA auto-clustering (evaluate, "
                   "predict and export ignore it: each new image size would be compiled again)")
 flags.DEFINE_bool("mixed_precision", False,
-                  "GPU: float16 compute with float32 master weights and dynamic loss scaling (no effect on CPU)")
+                  "GPU: float16 compute with float32 master weights and dynamic loss scaling (on a CPU only the "
+                  "loss scaling runs; its variables are saved in the checkpoints)")
 
 NUM_OF_CLASSESS = 151
 IMAGENET_MEAN_PIXEL = (123.68, 116.779, 103.939)  # the mean of the beta16 file's averageImage
@@ -592,7 +593,7 @@ def check_flags(output_dir, export_dir):
 def vgg_for_inference():
     """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes
     from that checkpoint and the ImageNet mean pixel of the beta16 file, so a trained model needs no 510 MB file."""
-    vgg_file = os.path.join(FLAGS.model_dir, FLAGS.model_url.split("/")[-1])
+    vgg_file = utils.local_path(FLAGS.model_dir, FLAGS.model_url)
     checkpoints = list_checkpoints(FLAGS.logs_dir)
     if os.path.exists(vgg_file) or not checkpoints:
         return load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)

@@ -66,6 +66,11 @@ def progress(items, total, label, out=None):
     out.write("\n")
 
 
+def local_path(dir_path, url):
+    """Where the file of `url` lives in dir_path: under the URL's own file name."""
+    return os.path.join(dir_path, url.split("/")[-1])
+
+
 def maybe_download_and_extract(dir_path, url_name, is_zipfile=False):
     """Download url_name into dir_path unless its file is there; with is_zipfile, extract it too.
 
@@ -73,11 +78,10 @@ def maybe_download_and_extract(dir_path, url_name, is_zipfile=False):
     extension) is already there. Extraction goes to a temporary folder first, so a cut extraction
     never looks complete."""
     os.makedirs(dir_path, exist_ok=True)
-    filename = url_name.split("/")[-1]
-    filepath = os.path.join(dir_path, filename)
+    filepath = local_path(dir_path, url_name)
     if not os.path.exists(filepath):
         download(url_name, filepath)
-    extracted = os.path.join(dir_path, os.path.splitext(filename)[0])
+    extracted = os.path.splitext(filepath)[0]
     if is_zipfile and not os.path.exists(extracted):
         print("Extracting %s ..." % filepath)
         partial = tempfile.mkdtemp(prefix=".extracting-", dir=dir_path)
@@ -95,14 +99,13 @@ def maybe_download_and_extract(dir_path, url_name, is_zipfile=False):
 
 def get_model_data(dir_path, model_url):
     """Load the MatConvNet beta16 VGG file from dir_path, downloading it from model_url if absent."""
-    filepath = os.path.join(dir_path, model_url.split("/")[-1])
-    if not os.path.exists(filepath):
-        try:
-            maybe_download_and_extract(dir_path, model_url)
-        except (IOError, OSError, ValueError) as error:
-            raise IOError("VGG weights not found at %s and the download from %s failed (%s). "
-                          "Download the file by hand and put it at that path, or pass --model_dir."
-                          % (filepath, model_url, error))
+    filepath = local_path(dir_path, model_url)
+    try:
+        maybe_download_and_extract(dir_path, model_url)
+    except (IOError, OSError, ValueError) as error:
+        raise IOError("VGG weights not found at %s and the download from %s failed (%s). "
+                      "Download the file by hand and put it at that path, or pass --model_dir."
+                      % (filepath, model_url, error))
     data = scipy.io.loadmat(filepath)
     missing = [key for key in VGG_BETA16_KEYS if key not in data]
     if missing:
