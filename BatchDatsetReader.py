@@ -14,6 +14,7 @@ import threading
 import numpy as np
 from PIL import Image
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what the listings and predict mode take as images
 PREFETCH_BATCHES = 4  # batches read ahead while a step runs
 READER_THREADS = 2
 

@@ -1,57 +1,69 @@
-"""FCN-8s semantic segmentation on MIT Scene Parsing (ADE20K): train, visualize, evaluate, predict, export.
+"""FCN-8s semantic segmentation on MIT Scene Parsing (ADE20K): the flags, the network, its loss and training op.
 
-A port of shekkizh/FCN.tensorflow to today's TensorFlow (tf.compat.v1 graphs and sessions).
-Run `python FCN.py --helpfull` for every flag.
+A port of shekkizh/FCN.tensorflow to today's TensorFlow (tf.compat.v1 graphs and sessions). How each
+mode runs is in modes.py, sessions and checkpoints in session.py. `python FCN.py --helpfull` lists every flag.
 """
 import collections
-import contextlib
-import datetime
-import glob
-import json
+import importlib.util
 import os
-import re
-import signal
 import sys
-import time
 
 from absl import app
 from absl import flags
 import numpy as np
 
-# Lets --xla auto-cluster on the CPU too (sessions without it are unaffected); read before the first session runs.
-if "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", ""):
-    os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
-import tensorflow as tf  # noqa: E402
+if __name__ == "__main__":
+    sys.modules.setdefault("FCN", sys.modules["__main__"])  # modes.py imports FCN: let it find this module
 
-import BatchDatsetReader as dataset
-import metrics
+import checkpoints
+import console
+import matconvnet
 import read_MITSceneParsingData as scene_parsing
-import TensorflowUtils as utils
 
-tf.compat.v1.disable_eager_execution()
+
+def _lazy_import(name):
+    """The module `name`, loaded at its first use, so a wrong flag is answered before TensorFlow loads."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+tf = _lazy_import("tensorflow")
+utils = _lazy_import("TensorflowUtils")
+
+MODE_HELP = {
+    "train": "train, resuming from the newest checkpoint in --logs_dir",
+    "visualize": "write input, ground truth and prediction pictures of a few validation images",
+    "evaluate": "score the validation split, write logs_dir/metrics.json",
+    "predict": "segment --input (an image or a folder)",
+    "export": "write a SavedModel to --export_dir",
+}
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 2, "batch size for training (and the number of pictures visualize writes)",
                      lower_bound=1)
 flags.DEFINE_string("logs_dir", "logs/", "path to logs directory (checkpoints, TensorBoard, pictures)")
 flags.DEFINE_string("data_dir", "Data_zoo/MIT_SceneParsing/", "path to dataset")
-flags.DEFINE_float("learning_rate", 1e-4, "Learning rate for Adam Optimizer")
+flags.DEFINE_float("learning_rate", 1e-4, "Learning rate for Adam Optimizer (> 0)")
 flags.DEFINE_string("model_dir", "Model_zoo/", "Path to vgg model mat")
 flags.DEFINE_bool("debug", False, "Debug mode: activation and gradient histograms in TensorBoard")
-flags.DEFINE_enum("mode", "train", ["train", "visualize", "evaluate", "predict", "export"],
-                  "Mode: train / visualize / evaluate (score the validation split, write logs_dir/metrics.json) / "
-                  "predict (segment --input) / export (write a SavedModel to --export_dir)")
+flags.DEFINE_enum("mode", "train", list(MODE_HELP), "Mode: " + "; ".join("%s: %s" % item for item in MODE_HELP.items()))
 flags.DEFINE_integer("max_iteration", 100001, "number of training steps (the step count continues on resume)",
                      lower_bound=0)
 flags.DEFINE_integer("image_size", 224, "images and annotations are resized to this square (multiple of 32)",
                      lower_bound=32)
-flags.DEFINE_float("keep_prob", 0.85, "dropout keep probability of conv6 and conv7 while training",
-                   lower_bound=0.01, upper_bound=1.0)
+flags.DEFINE_float("keep_prob", 0.85, "dropout keep probability of conv6 and conv7 while training, in (0, 1]")
 flags.DEFINE_integer("log_every", 10, "print and log the training loss every N steps", lower_bound=1)
 flags.DEFINE_integer("save_every", 500, "validate and write a checkpoint every N steps", lower_bound=1)
-flags.DEFINE_string("model_url", "http://www.vlfeat.org/matconvnet/models/beta16/imagenet-vgg-verydeep-19.mat",
-                    "where to download the VGG19 MatConvNet file if model_dir lacks it")
+flags.DEFINE_string("model_url", matconvnet.MODEL_URL, "where to download the VGG19 MatConvNet file if model_dir lacks it")
 flags.DEFINE_string("data_url", scene_parsing.DATA_URL, "where to download ADEChallengeData2016.zip if data_dir lacks it")
+flags.DEFINE_float("download_timeout", 60.0, "seconds a download may wait to connect, or for its next data",
+                   lower_bound=0.001)
 flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7", lower_bound=1)
 flags.DEFINE_bool("transpose_vgg_kernels", True,
                   "swap the kernel's first two axes as the original did (keeps its checkpoints valid)")
@@ -72,32 +84,29 @@ flags.DEFINE_bool("xla", False, "train and visualize: compile the graph with XLA
 flags.DEFINE_bool("mixed_precision", False,
                   "GPU: float16 compute with float32 master weights and dynamic loss scaling (on a CPU only the "
                   "loss scaling runs; its variables are saved in the checkpoints)")
+flags.register_validator("learning_rate", lambda value: value > 0, "--learning_rate must be > 0")
+flags.register_validator("keep_prob", lambda value: 0 < value <= 1, "--keep_prob must be in (0, 1]")
+flags.register_validator("image_size", lambda value: value % 32 == 0, "--image_size must be a multiple of 32")
+flags.register_validator("infer_size", lambda value: value is None or (value >= 0 and value % 32 == 0),
+                         "--infer_size must be 0 or a positive multiple of 32")
 
 NUM_OF_CLASSESS = 151
-IMAGENET_MEAN_PIXEL = (123.68, 116.779, 103.939)  # the mean of the beta16 file's averageImage
-CHECKPOINT_NAME = "model.ckpt"
-VGG_LAYERS = (
-    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
-    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
-    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
-    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
-    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4",
-)
+VGG_LAYERS = matconvnet.VGG19_LAYERS[:matconvnet.VGG19_LAYERS.index("relu5_4") + 1]  # the convolutional part
 
 
 # ---------------------------------------------------------------- the network
 
 def load_vgg(model_dir, model_url, transpose_kernels=True):
     """VGG19 conv weights {name: (kernel, bias)} and the RGB mean pixel from the MatConvNet file."""
-    weights, mean_pixel = utils.vgg_weights_and_mean(utils.get_model_data(model_dir, model_url), VGG_LAYERS)
+    weights, mean_pixel = matconvnet.vgg_weights_and_mean(matconvnet.get_model_data(model_dir, model_url), VGG_LAYERS)
     if transpose_kernels:
         weights = {name: (np.transpose(kernel, (1, 0, 2, 3)), bias) for name, (kernel, bias) in weights.items()}
     return weights, mean_pixel
 
 
-def vgg_shapes_from_checkpoint(checkpoint):
-    """Zero-valued VGG19 conv weights shaped like those in `checkpoint`, whose restore brings the values."""
-    saved = dict(tf.train.list_variables(checkpoint))
+def vgg_shapes_from_checkpoint(saved):
+    """Zero-valued VGG19 conv weights shaped like those of a checkpoint ({name: shape}), whose restore brings
+    the values."""
     return {name: tuple(np.zeros(saved["inference/%s_%s" % (name, kind)], np.float32) for kind in ("w", "b"))
             for name in VGG_LAYERS if name.startswith("conv")}
 
@@ -232,11 +241,13 @@ def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_pre
 Model = collections.namedtuple("Model", [
     "image", "annotation", "keep_probability", "pred_annotation", "logits", "loss", "train_op",
     "global_step", "train_summary", "validation_summary", "pretrained", "weights_finite"])
+Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained"])
 
 
 def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False,
-                convs_as_matmul=True, mixed_precision=False):
-    """Placeholders, FCN-8s, loss, Adam step and summaries in the default graph."""
+                convs_as_matmul=True, mixed_precision=False, palette=None):
+    """Placeholders, FCN-8s, loss, Adam step and summaries in the default graph (labels coloured with `palette`,
+    by default ADE20K's)."""
     keep_probability = tf.compat.v1.placeholder(tf.float32, name="keep_probabilty")
     image = tf.compat.v1.placeholder(tf.float32, shape=[None, None, None, 3], name="input_image")
     annotation = tf.compat.v1.placeholder(tf.int32, shape=[None, None, None, 1], name="annotation")
@@ -249,7 +260,7 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
 
     entropy = tf.compat.v1.summary.scalar("entropy", loss)
     train_summary = tf.compat.v1.summary.merge_all()
-    palette = tf.constant(utils.ade20k_palette())
+    palette = tf.constant(scene_parsing.ade20k_palette() if palette is None else palette)
     pictures = [
         utils.image_summary("input_image", tf.cast(image, tf.uint8)),
         utils.image_summary("ground_truth", tf.gather(palette, tf.clip_by_value(annotation[..., 0], 0, num_classes - 1))),
@@ -260,9 +271,6 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
                                     if var.dtype.base_dtype.is_floating])
     return Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op,
                  global_step, train_summary, validation_summary, pretrained_loader(weights), weights_finite)
-
-
-Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained"])
 
 
 def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=NUM_OF_CLASSESS, convs_as_matmul=True):
@@ -281,373 +289,56 @@ def pretrained_loader(weights):
          for name, pair in sorted(weights.items()) for suffix, value in zip(("_w", "_b"), pair)])
 
 
-# ---------------------------------------------------------------- session, checkpoints
-
-def restore_or_initialize(sess, pretrained, saver, logs_dir):
-    """Restore the newest checkpoint in logs_dir that reads whole, or start from the VGG weights.
-
-    A checkpoint from the original (no global_step) restores too; what it lacks starts fresh.
-    `saver` takes over the list of earlier checkpoints, so it keeps rotating them."""
-    sess.run(tf.compat.v1.global_variables_initializer())
-    checkpoints = list_checkpoints(logs_dir)
-    for newest in range(len(checkpoints) - 1, -1, -1):
-        try:
-            restore_checkpoint(sess, checkpoints[newest])
-        except tf.errors.OpError as error:
-            print("Skipping checkpoint %s: it cannot be read (%s)" % (checkpoints[newest], error.message))
-            continue
-        saver.recover_last_checkpoints(checkpoints[:newest + 1])
-        pretrained.release()
-        return checkpoints[newest]
-    pretrained.load(sess)
-    pretrained.release()
-    print("No checkpoint in %s: starting from the VGG weights" % logs_dir)
-    return None
 
 
-def list_checkpoints(logs_dir):
-    """Checkpoint paths, oldest first: those the `checkpoint` state file lists and any model.ckpt-<step> on disk.
+# ---------------------------------------------------------------- the command line
 
-    Looking on disk too finds checkpoints when the state file is missing or damaged."""
-    state = tf.train.get_checkpoint_state(logs_dir)
-    listed = list(state.all_model_checkpoint_paths) if state else []
-    if state and state.model_checkpoint_path not in listed:
-        listed.append(state.model_checkpoint_path)
-    on_disk = [index[:-len(".index")] for index in glob.glob(os.path.join(logs_dir, CHECKPOINT_NAME + "-*.index"))]
-    by_path = {os.path.normpath(path): path for path in on_disk + listed}
-
-    def step(path):
-        match = re.search(r"-(\d+)$", path)
-        return int(match.group(1)) if match else -1
-    return sorted(by_path.values(), key=step)
+class UsageError(Exception):
+    """A command line that cannot work; the message says why."""
 
 
-def restore_checkpoint(sess, checkpoint):
-    saved = dict(tf.train.list_variables(checkpoint))
-    variables = tf.compat.v1.global_variables()
-    present = [var for var in variables if var.op.name in saved]
-    fresh = [var.op.name for var in variables if var.op.name not in saved]
-    for var in present:
-        if list(saved[var.op.name]) != var.shape.as_list():
-            raise ValueError("%s holds %s with shape %s, the graph wants %s: check --fc_width and the VGG file."
-                             % (checkpoint, var.op.name, saved[var.op.name], var.shape.as_list()))
-    tf.compat.v1.train.Saver(present).restore(sess, checkpoint)
-    print("Model restored...", checkpoint)
-    if fresh:
-        print("Initialised fresh (not in the checkpoint): " + ", ".join(fresh))
-
-
-def save_checkpoint(sess, model, saver, logs_dir, step):
-    """Write model.ckpt-<step>; never with non-finite weights. A failed write is reported and training goes on:
-    TF writes the state file last, so the earlier checkpoints stay the ones listed."""
-    if not sess.run(model.weights_finite):
-        raise FloatingPointError("Step %d: the weights are no longer finite; nothing was saved, the newest checkpoint "
-                                 "in %s is the last good one. Lower --learning_rate and resume." % (step, logs_dir))
-    try:
-        return saver.save(sess, os.path.join(logs_dir, CHECKPOINT_NAME), global_step=step)
-    except (tf.errors.OpError, OSError) as error:
-        print("Could not save the checkpoint of step %d (%s); the earlier checkpoints in %s are kept."
-              % (step, getattr(error, "message", error), logs_dir))
-        return None
-
-
-def remove_partial_saves(logs_dir):
-    """Delete what a save cut short left behind (TF writes the data to <name>.tempstate<random> first)."""
-    for path in glob.glob(os.path.join(logs_dir, CHECKPOINT_NAME + "-*.tempstate*")):
-        os.remove(path)
-        print("Removed %s, left by a save that was cut short" % path)
-
-
-def make_session(xla=False):
-    """A session running one op at a time on all cores: oneDNN's kernels use every core by themselves,
-    so running two ops side by side only makes them fight over the caches."""
-    config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1)
-    if xla:
-        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
-    return tf.compat.v1.Session(config=config)
-
-
-def _feed(model, images, annotations=None, keep_prob=1.0):
-    feed = {model.image: images, model.keep_probability: keep_prob}
-    if annotations is not None:
-        feed[model.annotation] = annotations
-    return feed
-
-
-# ---------------------------------------------------------------- modes
-
-@contextlib.contextmanager
-def stop_requests(signals=(signal.SIGINT, signal.SIGTERM)):
-    """Within it, Ctrl-C or SIGTERM only appends the signal's name to the yielded list; a second one acts as usual."""
-    received = []
-    previous = {}
-
-    def request_stop(signum, frame):
-        received.append(signal.Signals(signum).name)
-        for restored, handler in previous.items():
-            signal.signal(restored, handler)
-    for signum in signals:
-        previous[signum] = signal.signal(signum, request_stop)
-    try:
-        yield received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def train_step(sess, model, feed, with_summary=False):
-    """One Adam step; returns the loss of this step's own forward pass (fetched with the update: the original
-    ran the forward pass a second time for it) and, if asked, the training summary."""
-    fetches = {"train": model.train_op, "loss": model.loss}
-    if with_summary:
-        fetches["summary"] = model.train_summary
-    result = sess.run(fetches, feed_dict=feed)
-    return result["loss"], result.get("summary")
-
-
-def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, batch_size, max_iteration,
-               keep_prob=0.85, log_every=10, save_every=500):
-    """The original loop; the step count comes from global_step, so a resumed run continues it.
-
-    Ctrl-C or SIGTERM ends it after the current step with a checkpoint; a non-finite loss ends it without one."""
-    remove_partial_saves(logs_dir)
-    start = sess.run(model.global_step)
-    last_log, waited = (time.time(), start), 0.0
-    itr = start - 1
-    with tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "train"), sess.graph) as train_writer, \
-            tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "validation")) as validation_writer, \
-            stop_requests() as stop:
-        for itr in range(start, max_iteration):
-            asked = time.time()
-            train_images, train_annotations = train_reader.next_batch(batch_size)
-            waited += time.time() - asked
-            train_loss, summary = train_step(sess, model, _feed(model, train_images, train_annotations, keep_prob),
-                                             with_summary=itr % log_every == 0)
-            if not np.isfinite(train_loss):
-                raise FloatingPointError(
-                    "Step %d: the training loss is %g. Stopped without saving; the newest checkpoint in %s is the "
-                    "last good one. Lower --learning_rate or check the labels, then resume."
-                    % (itr, train_loss, logs_dir))
-
-            if itr % log_every == 0:
-                seconds, steps = time.time() - last_log[0], itr + 1 - last_log[1]
-                print("Step: %d, Train_loss:%g (%.2f images/s, %.1f%% waiting for data)"
-                      % (itr, train_loss, steps * batch_size / seconds, 100 * waited / seconds))
-                last_log, waited = (time.time(), itr + 1), 0.0
-                train_writer.add_summary(summary, itr)
-
-            if itr % save_every == 0:
-                validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
-            if stop:
-                print("%s: stopping after step %d" % (stop[0], itr))
-                break
-        if itr >= start and itr % save_every != 0:
-            validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
-    if stop:
-        print("Run the same command again to resume from the newest checkpoint in %s" % logs_dir)
-
-
-def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step):
-    valid_images, valid_annotations = validation_reader.next_batch(min(batch_size, len(validation_reader.files)))
-    valid_loss, summary = sess.run([model.loss, model.validation_summary],
-                                   feed_dict=_feed(model, valid_images, valid_annotations))
-    print("%s ---> Validation_loss: %g" % (datetime.datetime.now(), valid_loss))
-    writer.add_summary(summary, step)
-    writer.flush()
-    save_checkpoint(sess, model, saver, logs_dir, step)
-
-
-def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_names, palette):
-    """inp_K / gt_K / pred_K.png as the original (K = 5 + index), plus a coloured side-by-side with legend."""
-    valid_images, valid_annotations = validation_reader.get_random_batch(batch_size)
-    pred = sess.run(model.pred_annotation, feed_dict=_feed(model, valid_images))
-    valid_annotations = np.squeeze(valid_annotations, axis=3)
-    pred = np.squeeze(pred, axis=3)
-    for itr in range(batch_size):
-        utils.save_image(valid_images[itr].astype(np.uint8), logs_dir, name="inp_" + str(5 + itr))
-        utils.save_image(valid_annotations[itr].astype(np.uint8), logs_dir, name="gt_" + str(5 + itr))
-        utils.save_image(pred[itr].astype(np.uint8), logs_dir, name="pred_" + str(5 + itr))
-        picture = utils.side_by_side([valid_images[itr], valid_annotations[itr], pred[itr]], palette, class_names)
-        utils.save_image(picture, logs_dir, name="compare_" + str(5 + itr))
-        print("Saved image: %d" % itr)
-
-
-def predict_labels(sess, predictor, image):
-    """uint8 (H, W) label map of one RGB image of any size."""
-    return sess.run(predictor.labels, feed_dict={predictor.images: image[np.newaxis]})[0].astype(np.uint8)
-
-
-def network_predictions(sess, predictor, records):
-    """(annotation, prediction) of each validation record, predicted at the annotation's own size."""
-    for record in records:
-        yield (dataset.read_annotation(record["annotation"]),
-               predict_labels(sess, predictor, dataset.read_image(record["image"])))
-
-
-def saved_predictions(predictions_dir, records, num_classes=NUM_OF_CLASSESS):
-    """(annotation, prediction) of each record, the prediction read from predictions_dir/<stem>.png."""
-    for record in records:
-        annotation = dataset.read_annotation(record["annotation"])
-        path = os.path.join(predictions_dir, record["filename"] + ".png")
-        if not os.path.exists(path):
-            raise IOError("Prediction %s is missing (for %s)" % (path, record["image"]))
-        prediction = dataset.read_annotation(path)
-        if prediction.max(initial=0) >= num_classes:
-            raise ValueError("Prediction %s holds label %d; labels must lie in 0..%d"
-                             % (path, prediction.max(), num_classes - 1))
-        if prediction.shape != annotation.shape:
-            raise ValueError("Prediction %s is %dx%d but its annotation %s is %dx%d (height x width)"
-                             % ((path,) + prediction.shape + (record["annotation"],) + annotation.shape))
-        yield annotation, prediction
-
-
-def evaluate_mode(predictions, num_images, logs_dir, checkpoint, num_classes=NUM_OF_CLASSESS):
-    """One confusion matrix over all (annotation, prediction) pairs: a table, and the metrics in logs_dir/metrics.json."""
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    for annotation, prediction in utils.progress(predictions, num_images, "Evaluating"):
-        confusion += metrics.confusion_matrix(annotation, prediction, num_classes)
-    scores = dict(metrics.summary(confusion), num_images=num_images, checkpoint=checkpoint)
-    print(metrics.format_table(confusion, utils.ade20k_class_names()))
-    for name in metrics.SCORES:
-        print("%-24s %s" % (name, "n/a" if scores[name] is None else "%.4f" % scores[name]))
-    print("Validation pixel accuracy: %.4f (most frequent class: %.4f) on %d images"
-          % (metrics.pixel_accuracy(confusion), metrics.most_frequent_class_accuracy(confusion), num_images))
-    os.makedirs(logs_dir, exist_ok=True)
-    with open(os.path.join(logs_dir, "metrics.json"), "w") as metrics_file:
-        json.dump(scores, metrics_file, indent=1)
-    return scores
-
-
-def image_files(path):
-    """The image itself, or the JPEG and PNG files of a folder (sorted)."""
-    if not os.path.isdir(path):
-        return [path]
-    files = sorted(os.path.join(path, name) for name in os.listdir(path)
-                   if name.lower().endswith(scene_parsing.IMAGE_EXTENSIONS))
-    if not files:
-        raise IOError("No JPEG or PNG images in %s" % path)
-    return files
-
-
-def predict_mode(sess, predictor, input_path, output_dir, palette):
-    """<stem>.png (label map at the input's size), <stem>_color.png and <stem>_overlay.png per image."""
-    os.makedirs(output_dir, exist_ok=True)
-    for path in image_files(input_path):
-        image = dataset.read_image(path)
-        labels = predict_labels(sess, predictor, image)
-        stem = scene_parsing.image_stem(path)
-        utils.save_image(labels, output_dir, stem)
-        utils.save_image(utils.colorize(labels, palette), output_dir, stem + "_color")
-        utils.save_image(utils.overlay(image, labels, palette), output_dir, stem + "_overlay")
-        print("Saved %s" % os.path.join(output_dir, stem + ".png"))
-
-
-def export_mode(sess, predictor, export_dir):
-    """SavedModel whose serving_default maps uint8 `images` [N, H, W, 3] to `labels` and `probabilities`."""
-    signature = tf.compat.v1.saved_model.predict_signature_def(
-        inputs={"images": predictor.images},
-        outputs={"labels": predictor.labels, "probabilities": predictor.probabilities})
-    builder = tf.compat.v1.saved_model.Builder(export_dir)
-    builder.add_meta_graph_and_variables(sess, [tf.compat.v1.saved_model.SERVING], strip_default_attrs=True,
-                                         signature_def_map={"serving_default": signature})
-    builder.save()
-    print("Exported the SavedModel to %s" % export_dir)
-
-
-def main(argv):
-    del argv
-    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)  # deprecation notes of the compat.v1 API
+def check_flags(found_checkpoints):
+    """Refuse, before TensorFlow is loaded, what cannot work with these flags."""
+    if FLAGS.mode == "predict" and not FLAGS.input:
+        raise UsageError("--mode=predict needs --input=<image file or folder>")
+    if FLAGS.mode == "predict" and not os.path.exists(FLAGS.input):
+        raise UsageError("--input=%s does not exist" % FLAGS.input)
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.logs_dir, "predictions")
+    if (FLAGS.mode == "predict" and os.path.isdir(FLAGS.input) and os.path.isdir(output_dir)
+            and os.path.samefile(FLAGS.input, output_dir)):
+        raise UsageError("--output_dir is the --input folder: the label maps would overwrite PNG inputs")
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.logs_dir, "saved_model")
-    check_flags(output_dir, export_dir)
+    if FLAGS.mode == "export" and os.path.exists(export_dir):
+        raise UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % export_dir)
+    if FLAGS.mode in ("predict", "export") and not found_checkpoints:
+        raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir" % (FLAGS.logs_dir, FLAGS.mode))
+
+
+def parse_flags(argv):
+    """absl's parsing, with a bad flag answered in one line instead of the whole help."""
     try:
-        with tf.Graph().as_default():
-            if FLAGS.mode in ("train", "visualize"):
-                run_mode(FLAGS.mode)
-            elif FLAGS.mode == "evaluate" and FLAGS.predictions_dir:
-                records = validation_records()
-                evaluate_mode(saved_predictions(FLAGS.predictions_dir, records), len(records), FLAGS.logs_dir, None)
-            else:
-                run_inference_mode(FLAGS.mode, output_dir, export_dir)
-    except (OSError, ValueError, dataset.DataError, FloatingPointError) as error:
+        return FLAGS(argv)
+    except flags.Error as error:
         sys.exit("FCN.py: error: %s" % error)
 
 
-def check_flags(output_dir, export_dir):
-    """Refuse, before anything is loaded, what cannot work."""
-    if FLAGS.image_size % 32:
-        raise app.UsageError("--image_size must be a multiple of 32, got %d" % FLAGS.image_size)
-    if FLAGS.infer_size is not None and (FLAGS.infer_size < 0 or FLAGS.infer_size % 32):
-        raise app.UsageError("--infer_size must be 0 or a positive multiple of 32, got %d" % FLAGS.infer_size)
-    if FLAGS.mode == "predict" and not FLAGS.input:
-        raise app.UsageError("--mode=predict needs --input=<image file or folder>")
-    if (FLAGS.mode == "predict" and os.path.isdir(FLAGS.input) and os.path.isdir(output_dir)
-            and os.path.samefile(FLAGS.input, output_dir)):
-        raise app.UsageError("--output_dir is the --input folder: the label maps would overwrite PNG inputs")
-    if FLAGS.mode == "export" and os.path.exists(export_dir):
-        raise app.UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % export_dir)
-    if FLAGS.mode == "export" and not list_checkpoints(FLAGS.logs_dir):
-        raise app.UsageError("No checkpoint in %s to export: train first, or pass --logs_dir" % FLAGS.logs_dir)
-
-
-def vgg_for_inference():
-    """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes
-    from that checkpoint and the ImageNet mean pixel of the beta16 file, so a trained model needs no 510 MB file."""
-    vgg_file = utils.local_path(FLAGS.model_dir, FLAGS.model_url)
-    checkpoints = list_checkpoints(FLAGS.logs_dir)
-    if os.path.exists(vgg_file) or not checkpoints:
-        return load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
-    print("No %s: VGG shapes from %s, ImageNet mean pixel %s" % (vgg_file, checkpoints[-1], IMAGENET_MEAN_PIXEL))
-    return vgg_shapes_from_checkpoint(checkpoints[-1]), np.array(IMAGENET_MEAN_PIXEL)
-
-
-def validation_records():
-    """The validation split's records: evaluate needs no training images."""
-    return scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url, required_splits=("validation",))[1]
-
-
-def run_mode(mode):
-    """List the data, build the training graph, restore, and train or visualize (all settings from FLAGS).
-
-    The listing comes first: a problem with the data shows before the VGG file is read."""
-    print("Setting up image reader...")
-    train_records, valid_records = scene_parsing.read_dataset(FLAGS.data_dir, FLAGS.data_url)
-    print(len(train_records))
-    print(len(valid_records))
-    weights, mean_pixel = load_vgg(FLAGS.model_dir, FLAGS.model_url, FLAGS.transpose_vgg_kernels)
-    model = build_model(weights, mean_pixel, FLAGS.learning_rate, FLAGS.fc_width, debug=FLAGS.debug,
-                        convs_as_matmul=FLAGS.convs_as_matmul, mixed_precision=FLAGS.mixed_precision)
-    del weights  # the loader keeps them only until the session holds them
-    image_options = {"resize": True, "resize_size": FLAGS.image_size, "num_classes": NUM_OF_CLASSESS}
-    os.makedirs(FLAGS.logs_dir, exist_ok=True)
-    saver = tf.compat.v1.train.Saver(max_to_keep=5)
-    with make_session(FLAGS.xla) as sess, dataset.BatchDatset(valid_records, image_options) as validation_reader:
-        restore_or_initialize(sess, model.pretrained, saver, FLAGS.logs_dir)
-        if mode == "train":
-            with dataset.BatchDatset(train_records, image_options) as train_reader:
-                train_mode(sess, model, saver, train_reader, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
-                           FLAGS.max_iteration, FLAGS.keep_prob, FLAGS.log_every, FLAGS.save_every)
-        else:
-            visualize_mode(sess, model, validation_reader, FLAGS.logs_dir, FLAGS.batch_size,
-                           utils.ade20k_class_names(), utils.ade20k_palette())
-
-
-def run_inference_mode(mode, output_dir, export_dir):
-    """Build the any-size inference path, restore, and evaluate, predict or export (all settings from FLAGS)."""
-    weights, mean_pixel = vgg_for_inference()
-    infer_size = FLAGS.image_size if FLAGS.infer_size is None else FLAGS.infer_size
-    predictor = build_predictor(weights, mean_pixel, infer_size, FLAGS.fc_width, convs_as_matmul=FLAGS.convs_as_matmul)
-    del weights  # the loader keeps them only until the session holds them
-    with make_session() as sess:
-        checkpoint = restore_or_initialize(sess, predictor.pretrained, tf.compat.v1.train.Saver(), FLAGS.logs_dir)
-        if mode == "evaluate":
-            records = validation_records()
-            evaluate_mode(network_predictions(sess, predictor, records), len(records), FLAGS.logs_dir, checkpoint)
-        elif mode == "predict":
-            predict_mode(sess, predictor, FLAGS.input, output_dir, utils.ade20k_palette())
-        else:
-            export_mode(sess, predictor, export_dir)
+def main(argv):
+    """Check the flags and what they name, then load TensorFlow and run the mode. Returns the exit status."""
+    del argv
+    try:
+        found_checkpoints = checkpoints.list_checkpoints(FLAGS.logs_dir)
+        check_flags(found_checkpoints)
+    except UsageError as error:
+        sys.exit("FCN.py: error: %s" % error)
+    console.import_tensorflow_quietly()
+    tf.compat.v1.disable_eager_execution()
+    import modes  # imported here: it loads TensorFlow, which waits until the flags are known to be good
+    try:
+        with tf.Graph().as_default():
+            return modes.MODES[FLAGS.mode](FLAGS, found_checkpoints)
+    except modes.ERRORS as error:
+        sys.exit("FCN.py: error: %s" % error)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -1,4 +1,4 @@
-# make demo: set up and run FCN-8s on the built-in synthetic data.  make test: set up and run the tests.
+# make demo: set up and run FCN-8s on the built-in synthetic data.  make test: set up and run every test.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,7 @@ DEMO := demo
 DEMO_FLAGS := --data_dir=$(DEMO)/Data_zoo/MIT_SceneParsing/ --model_dir=$(DEMO)/Model_zoo/ \
 	--logs_dir=$(DEMO)/logs/ --fc_width=64 --image_size=64 --batch_size=8 --learning_rate=1e-3
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-fast venv clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,10 @@ demo: venv
 	@echo "Pictures in $(DEMO)/logs/ (compare_*.png); TensorBoard: $(PY) -m tensorboard.main --logdir $(DEMO)/logs"
 
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto tests
+
+test-fast: venv
+	$(PY) -m pytest -q -n auto -m "not slow" tests
 
 clean:
-	rm -rf $(DEMO) .pytest_cache
+	rm -rf $(DEMO) .pytest_cache __pycache__ tests/__pycache__ benchmark.json

@@ -1,134 +1,39 @@
-"""Helpers shared by FCN.py: downloads, the MatConvNet VGG file, layer wrappers, summaries, images.
+"""TensorFlow helpers: the original FCN.tensorflow's public functions, with its signatures, and the layers FCN.py uses.
 
-The names are the original FCN.tensorflow's (`maybe_download_and_extract`, `get_model_data`,
-`conv2d_basic`, ...), so code written against it still reads the same.
+Code written against the original (`get_model_data`, `conv2d_basic`, `save_image`, ...) keeps working;
+downloads, the VGG file and pictures live in modules without TensorFlow and are re-exported here.
 """
-import os
-import shutil
-import sys
-import tempfile
-import time
-import urllib.request
-import zipfile
+import functools
+import operator
 
-import imageio.v2 as imageio
 import numpy as np
-import scipy.io
 import tensorflow as tf
 
-PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
-ADE20K_DIR = os.path.join(PROJECT_DIR, "ade20k")
-VGG_BETA16_KEYS = ("layers", "normalization")
+import downloads
+import matconvnet
+import pictures
 
 
-# ---------------------------------------------------------------- downloads
+# ---------------------------------------------------------------- files (re-exported, original signatures)
 
-def download(url, dest_path, out=None):
-    """Fetch url to dest_path through a temporary name, so a cut download never looks whole."""
-    out = out or sys.stdout
-    partial_path = dest_path + ".part"
-    started = time.time()
-    with urllib.request.urlopen(url) as response, open(partial_path, "wb") as partial:
-        total = int(response.headers.get("Content-Length") or 0)
-        done = 0
-        while True:
-            chunk = response.read(1 << 20)
-            if not chunk:
-                break
-            partial.write(chunk)
-            done += len(chunk)
-            _print_progress(out, os.path.basename(dest_path), done, total, time.time() - started)
-    if total and done != total:
-        raise IOError("Download of %s stopped at %d of %d bytes; %s was kept aside. Run again to retry."
-                      % (url, done, total, partial_path))
-    os.replace(partial_path, dest_path)
-    out.write("\nSuccessfully downloaded %s (%d bytes)\n" % (os.path.basename(dest_path), done))
-    return dest_path
+def maybe_download_and_extract(dir_path, url_name, is_tarfile=False, is_zipfile=False):
+    return downloads.maybe_download_and_extract(dir_path, url_name, is_tarfile, is_zipfile)
 
-
-def _print_progress(out, name, done, total, seconds):
-    rate = done / max(seconds, 1e-6) / 1e6
-    if total:
-        out.write("\r>> Downloading %s %5.1f%% (%.1f MB/s)" % (name, 100.0 * done / total, rate))
-    else:
-        out.write("\r>> Downloading %s %.1f MB (%.1f MB/s)" % (name, done / 1e6, rate))
-    out.flush()
-
-
-def progress(items, total, label, out=None):
-    """Yield items while printing `label done/total (rate images/s)` on one line of out (stderr)."""
-    out = out or sys.stderr
-    started = time.time()
-    for done, item in enumerate(items, start=1):
-        yield item
-        out.write("\r%s %d/%d (%.2f images/s)" % (label, done, total, done / max(time.time() - started, 1e-6)))
-        out.flush()
-    out.write("\n")
-
-
-def local_path(dir_path, url):
-    """Where the file of `url` lives in dir_path: under the URL's own file name."""
-    return os.path.join(dir_path, url.split("/")[-1])
-
-
-def maybe_download_and_extract(dir_path, url_name, is_zipfile=False):
-    """Download url_name into dir_path unless its file is there; with is_zipfile, extract it too.
-
-    A zip placed by hand is extracted as well, unless the folder it holds (the zip's name without
-    extension) is already there. Extraction goes to a temporary folder first, so a cut extraction
-    never looks complete."""
-    os.makedirs(dir_path, exist_ok=True)
-    filepath = local_path(dir_path, url_name)
-    if not os.path.exists(filepath):
-        download(url_name, filepath)
-    extracted = os.path.splitext(filepath)[0]
-    if is_zipfile and not os.path.exists(extracted):
-        print("Extracting %s ..." % filepath)
-        partial = tempfile.mkdtemp(prefix=".extracting-", dir=dir_path)
-        try:
-            with zipfile.ZipFile(filepath) as archive:
-                archive.extractall(partial)
-            for name in os.listdir(partial):
-                os.replace(os.path.join(partial, name), os.path.join(dir_path, name))
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-    return filepath
-
-
-# ---------------------------------------------------------------- the MatConvNet VGG file
 
 def get_model_data(dir_path, model_url):
-    """Load the MatConvNet beta16 VGG file from dir_path, downloading it from model_url if absent."""
-    filepath = local_path(dir_path, model_url)
-    try:
-        maybe_download_and_extract(dir_path, model_url)
-    except (IOError, OSError, ValueError) as error:
-        raise IOError("VGG weights not found at %s and the download from %s failed (%s). "
-                      "Download the file by hand and put it at that path, or pass --model_dir."
-                      % (filepath, model_url, error))
-    data = scipy.io.loadmat(filepath)
-    missing = [key for key in VGG_BETA16_KEYS if key not in data]
-    if missing:
-        found = sorted(key for key in data if not key.startswith("__"))
-        raise ValueError("%s is not a MatConvNet beta16 VGG file: keys %s missing, found %s. "
-                         "Use imagenet-vgg-verydeep-19.mat from matconvnet/models/beta16/."
-                         % (filepath, missing, found))
-    return data
+    return matconvnet.get_model_data(dir_path, model_url)
 
 
-def vgg_weights_and_mean(model_data, layer_names):
-    """(name -> (kernel HWIO, flat bias)) for the conv layers in layer_names, and the RGB mean pixel."""
-    layers = np.squeeze(model_data["layers"])
-    weights = {}
-    for index, name in enumerate(layer_names):
-        if name.startswith("conv"):
-            kernel, bias = layers[index][0][0][0][0]
-            weights[name] = (np.asarray(kernel, np.float32), np.asarray(bias, np.float32).reshape(-1))
-    mean_image = model_data["normalization"][0][0][0]
-    return weights, np.mean(mean_image, axis=(0, 1))
+def save_image(image, save_dir, name, mean=None):
+    return pictures.save_image(image, save_dir, name, mean)
 
 
-# ---------------------------------------------------------------- variables and layers
+# ---------------------------------------------------------------- variables
+
+def get_variable(weights, name):
+    """A variable initialised to the numpy array `weights` (baked into the graph: the original's way)."""
+    return tf.compat.v1.get_variable(name=name, initializer=tf.constant_initializer(weights), shape=weights.shape)
+
 
 def weight_variable(shape, stddev=0.02, name=None):
     return tf.Variable(tf.random.truncated_normal(shape, stddev=stddev), name=name)
@@ -164,12 +69,30 @@ class PretrainedLoader(object):
         self._feeds = {}
 
 
+def get_tensor_size(tensor):
+    """Number of elements of a tensor of fully known static shape."""
+    return functools.reduce(operator.mul, tensor.shape.as_list(), 1)
+
+
+# ---------------------------------------------------------------- layers
+
 def conv2d_basic(x, W, bias):
     conv = tf.nn.conv2d(x, W, strides=[1, 1, 1, 1], padding="SAME")
     return tf.nn.bias_add(conv, bias)
 
 
-def conv2d_transpose_strided(x, W, b, output_shape, stride=2, as_matmul=False):
+def conv2d_strided(x, W, b):
+    conv = tf.nn.conv2d(x, W, strides=[1, 2, 2, 1], padding="SAME")
+    return tf.nn.bias_add(conv, b)
+
+
+def conv2d_transpose_strided(x, W, b, output_shape=None, stride=2, as_matmul=False):
+    """Transposed convolution; without output_shape, stride times the input's static height and width."""
+    if output_shape is None:
+        output_shape = x.shape.as_list()
+        output_shape[1] *= stride
+        output_shape[2] *= stride
+        output_shape[3] = W.shape.as_list()[2]
     if as_matmul and W.shape[0] == W.shape[1] == 2 * stride:
         conv = conv2d_transpose_as_matmul(x, W, output_shape, stride)
     else:
@@ -210,6 +133,10 @@ def conv2d_transpose_as_matmul(x, W, output_shape, stride):
     return out
 
 
+def leaky_relu(x, alpha=0.0, name=""):
+    return tf.maximum(alpha * x, x, name=name or None)
+
+
 def avg_pool_2x2(x):
     return tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="SAME")
 
@@ -218,8 +145,57 @@ def max_pool_2x2(x):
     return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME")
 
 
+def local_response_norm(x):
+    return tf.nn.local_response_normalization(x, depth_radius=5, bias=2, alpha=1e-4, beta=0.75)
+
+
+def batch_norm(x, n_out, phase_train, scope="bn", decay=0.9, eps=1e-5):
+    """Batch normalisation over N, H, W with moving averages; phase_train is a boolean tensor."""
+    with tf.compat.v1.variable_scope(scope):
+        beta = tf.compat.v1.get_variable("beta", [n_out], initializer=tf.compat.v1.constant_initializer(0.0))
+        gamma = tf.compat.v1.get_variable("gamma", [n_out],
+                                          initializer=tf.compat.v1.random_normal_initializer(1.0, 0.02))
+        batch_mean, batch_var = tf.nn.moments(x, [0, 1, 2], name="moments")
+        ema = tf.compat.v1.train.ExponentialMovingAverage(decay=decay)
+
+        def mean_var_with_update():
+            with tf.control_dependencies([ema.apply([batch_mean, batch_var])]):
+                return tf.identity(batch_mean), tf.identity(batch_var)
+        mean, var = tf.cond(phase_train, mean_var_with_update,
+                            lambda: (ema.average(batch_mean), ema.average(batch_var)))
+        return tf.nn.batch_normalization(x, mean, var, beta, gamma, eps)
+
+
 def process_image(image, mean_pixel):
     return image - mean_pixel
+
+
+def unprocess_image(image, mean_pixel):
+    return image + mean_pixel
+
+
+def bottleneck_unit(x, out_chan1, out_chan2, down_stride=False, up_stride=False, name=None):
+    """A ResNet bottleneck (1x1, 3x3, 1x1 with local response normalisation) and its shortcut; the first
+    1x1 halves (down_stride) or doubles (up_stride) the height and width. The original's version could not run."""
+    first_stride = 2 if down_stride or up_stride else 1
+
+    def conv(tensor, out_chans, size, stride, layer):
+        if up_stride and stride > 1:
+            kernel = weight_variable([size, size, out_chans, tensor.shape[-1]], name=layer)
+            shape = tf.shape(tensor)
+            return tf.nn.conv2d_transpose(tensor, kernel, tf.stack([shape[0], shape[1] * 2, shape[2] * 2, out_chans]),
+                                          strides=[1, stride, stride, 1], padding="SAME")
+        kernel = weight_variable([size, size, tensor.shape[-1], out_chans], name=layer)
+        return tf.nn.conv2d(tensor, kernel, strides=[1, stride, stride, 1], padding="SAME")
+
+    with tf.compat.v1.variable_scope("res%s" % name):
+        shortcut = x
+        if x.shape[-1] != out_chan2 or first_stride > 1:
+            shortcut = local_response_norm(conv(x, out_chan2, 1, first_stride, "res%s_branch1" % name))
+        branch = tf.nn.relu(local_response_norm(conv(x, out_chan1, 1, first_stride, "res%s_branch2a" % name)))
+        branch = tf.nn.relu(local_response_norm(conv(branch, out_chan1, 3, 1, "res%s_branch2b" % name)))
+        branch = local_response_norm(conv(branch, out_chan2, 1, 1, "res%s_branch2c" % name))
+        return tf.nn.relu(shortcut + branch, name="relu")
 
 
 # ---------------------------------------------------------------- summaries
@@ -227,6 +203,13 @@ def process_image(image, mean_pixel):
 def image_summary(tag, images, max_outputs=2):
     """An image summary tagged exactly `tag` (tf.summary.image renames it when an op has that name)."""
     return tf.raw_ops.ImageSummary(tag=tag, tensor=images, max_images=max_outputs)
+
+
+def add_to_regularization_and_summary(var):
+    """A histogram of var, and its L2 loss in the "reg_loss" collection."""
+    if var is not None:
+        tf.compat.v1.summary.histogram(var.op.name, var)
+        tf.compat.v1.add_to_collection("reg_loss", tf.nn.l2_loss(var))
 
 
 def add_activation_summary(var):
@@ -239,70 +222,3 @@ def add_activation_summary(var):
 def add_gradient_summary(grad, var):
     if grad is not None:
         tf.compat.v1.summary.histogram(var.op.name + "/gradient", grad)
-
-
-# ---------------------------------------------------------------- ADE20K classes and colours
-
-def ade20k_class_names():
-    """151 short names: index 0 is "other", then the 150 classes of objectInfo150.csv."""
-    names = ["other"]
-    with open(os.path.join(ADE20K_DIR, "objectInfo150.csv")) as csv_file:
-        next(csv_file)
-        for line in csv_file:
-            names.append(line.rstrip("\n").split(",")[-1].split(";")[0])
-    return names
-
-
-def ade20k_palette():
-    """uint8 (151, 3): black for "other", then the official colour of each class."""
-    colors = scipy.io.loadmat(os.path.join(ADE20K_DIR, "color150.mat"))["colors"]
-    return np.concatenate([np.zeros((1, 3), np.uint8), colors.astype(np.uint8)])
-
-
-def colorize(labels, palette):
-    """Label map (H, W) or (H, W, 1) of class indices -> RGB uint8 (H, W, 3)."""
-    labels = np.asarray(labels)
-    if labels.ndim == 3:
-        labels = labels[..., 0]
-    return palette[np.clip(labels, 0, len(palette) - 1)]
-
-
-def overlay(image, labels, palette, opacity=0.5):
-    """The label colours blended over an RGB photo of the same height and width (uint8)."""
-    blend = (1 - opacity) * np.asarray(image, np.float32) + opacity * colorize(labels, palette)
-    return np.round(blend).astype(np.uint8)
-
-
-# ---------------------------------------------------------------- image files
-
-def save_image(image, save_dir, name):
-    """Save an image as save_dir/name.png (uint8)."""
-    path = os.path.join(save_dir, name + ".png")
-    imageio.imwrite(path, np.asarray(image).astype(np.uint8))
-    return path
-
-
-def side_by_side(pictures, palette, class_names, legend_columns=3, min_height=192):
-    """One RGB picture: the photo, then each label map coloured, then a legend of the classes shown."""
-    from PIL import Image, ImageDraw
-
-    photo, label_maps = np.asarray(pictures[0], np.uint8), [np.asarray(p) for p in pictures[1:]]
-    panels = [photo] + [colorize(labels, palette) for labels in label_maps]
-    zoom = max(1, min_height // photo.shape[0])  # small inputs are enlarged so the legend stays readable
-    row = np.concatenate(panels, axis=1).repeat(zoom, axis=0).repeat(zoom, axis=1)
-    height = row.shape[0]
-    present = sorted(set(np.unique(np.concatenate([labels.ravel() for labels in label_maps])).tolist()))
-    line_height, swatch = 14, 10
-    rows = (len(present) + legend_columns - 1) // legend_columns
-    canvas = Image.new("RGB", (row.shape[1], height + 6 + rows * line_height), (255, 255, 255))
-    canvas.paste(Image.fromarray(row), (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    column_width = row.shape[1] // legend_columns
-    for position, label in enumerate(present):
-        x = (position % legend_columns) * column_width + 4
-        y = height + 4 + (position // legend_columns) * line_height
-        draw.rectangle([x, y + 1, x + swatch, y + 1 + swatch], fill=tuple(int(c) for c in palette[label]),
-                       outline=(0, 0, 0))
-        name = class_names[label] if label < len(class_names) else str(label)
-        draw.text((x + swatch + 4, y), "%d %s" % (label, name), fill=(0, 0, 0))
-    return np.asarray(canvas)

@@ -4,7 +4,7 @@
     python benchmark.py --quick         # a smoke run of the same steps on a narrow net and small images
 
 Peak: the best of a large matmul and a VGG-sized convolution. FLOPs: the convolutions and matmuls of the
-original graph (tf.nn ops) counted from their shapes. Optimised: FCN.build_model + FCN.make_session and
+original graph (tf.nn ops) counted from their shapes. Optimised: FCN.build_model + session.make_session and
 the feed and step of --mode=train. Naive: the original graph, a default session, the loss run a second
 time every log_every steps. Times are medians of --repeats runs after --warmup runs.
 """
@@ -20,10 +20,14 @@ import tensorflow as tf
 
 import BatchDatsetReader as dataset
 import demo_data
+import downloads
 import FCN
+import matconvnet
+import modes
 import read_MITSceneParsingData as scene_parsing
+import session
 
-MODEL_FILE = "imagenet-vgg-verydeep-19.mat"
+MODEL_FILE = downloads.url_file_name(matconvnet.MODEL_URL)
 CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
 
 
@@ -71,7 +75,7 @@ def peak_gflops(matmul_size, conv_shape, repeats, warmup):
         x = tf.Variable(tf.random.normal([batch, side, side, channels]))
         w = tf.Variable(tf.random.normal([3, 3, channels, channels]))
         conv = tf.reduce_sum(tf.nn.conv2d(x, w, 1, "SAME"))
-        with FCN.make_session() as sess:
+        with session.make_session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             flops = {"matmul": 2.0 * matmul_size ** 3, "conv": 2.0 * batch * side * side * 9 * channels * channels}
             for name, fetch in (("matmul", matmul), ("conv", conv)):
@@ -115,7 +119,7 @@ def model_gflops(sess, model, fetch, image_size):
     """GFLOP per image of the convolutions and matmuls that `fetch` runs, shapes taken from one image."""
     ops = [op for op in ops_needed_by(getattr(fetch, "op", fetch)) if op.type in CONV_OPS]
     tensors = {op.name: [tf.shape(t) for t in list(op.inputs) + list(op.outputs)] for op in ops}
-    feed = FCN._feed(model, np.zeros((1, image_size, image_size, 3), np.float32),
+    feed = modes.feed(model, np.zeros((1, image_size, image_size, 3), np.float32),
                      np.zeros((1, image_size, image_size, 1), np.int32))
     shapes = sess.run(tensors, feed_dict=feed)
     return sum(conv_flops(op, shapes[op.name]) for op in ops) / 1e9
@@ -152,15 +156,15 @@ def time_optimised(args, weights, mean_pixel, reader):
     result = {}
     with tf.Graph().as_default():
         model = FCN.build_model(weights, mean_pixel, fc_width=args.fc_width, mixed_precision=args.mixed_precision)
-        with FCN.make_session(args.xla) as sess:
+        with session.make_session(args.xla) as sess:
             start_session(sess, model)
             step_times, wait_times, losses = [], [], []
             for itr in range(args.warmup + args.repeats):
                 started = time.perf_counter()
                 images, annotations = reader.next_batch(args.batch_size)
-                feed = FCN._feed(model, images, annotations, keep_prob=0.85)
+                feed = modes.feed(model, images, annotations, keep_prob=0.85)
                 fed = time.perf_counter()
-                loss, _ = FCN.train_step(sess, model, feed, with_summary=itr % args.log_every == 0)
+                loss, _ = modes.train_step(sess, model, feed, with_summary=itr % args.log_every == 0)
                 losses.append(float(loss))
                 if itr >= args.warmup:
                     step_times.append(time.perf_counter() - started)
@@ -169,7 +173,7 @@ def time_optimised(args, weights, mean_pixel, reader):
             result["data_wait_fraction"] = float(np.sum(wait_times) / np.sum(step_times))
             result["train_loss"] = losses[-1]
             for size, batch in ((args.image_size, args.batch_size), (args.large_size, 1)):
-                feed = FCN._feed(model, np.zeros((batch, size, size, 3), np.uint8))
+                feed = modes.feed(model, np.zeros((batch, size, size, 3), np.uint8))
                 result["infer_s_%d" % size] = median_seconds(
                     lambda: sess.run(model.pred_annotation, feed_dict=feed), args.repeats, args.warmup)
     return result

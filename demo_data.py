@@ -15,9 +15,7 @@ import imageio.v2 as imageio
 import numpy as np
 import scipy.io
 
-VGG19_BLOCKS = (2, 2, 4, 4, 4)  # conv layers per block
-FULL_WIDTHS = (64, 128, 256, 512, 512)
-MEAN_PIXEL = (123.68, 116.779, 103.939)
+import matconvnet
 
 # ADE20K class indices (objectInfo150.csv) and the base colours the synthetic scenes paint them with.
 OTHER, WALL, SKY, FLOOR, TREE, PERSON, CAR, PAINTING = 0, 1, 3, 4, 5, 13, 21, 23
@@ -43,27 +41,12 @@ def _cell(*items):
     return cell
 
 
-def vgg19_layer_names():
-    names = []
-    for block, convs in enumerate(VGG19_BLOCKS, start=1):
-        for conv in range(1, convs + 1):
-            names += ["conv%d_%d" % (block, conv), "relu%d_%d" % (block, conv)]
-        names.append("pool%d" % block)
-    return names + ["fc6", "relu6", "fc7", "relu7", "fc8", "prob"]
-
-
-def write_vgg_mat(path, widths=FULL_WIDTHS, fc_width=4096, num_imagenet_classes=1000, seed=0):
+def write_vgg_mat(path, widths=matconvnet.VGG19_WIDTHS, fc_width=4096, num_imagenet_classes=1000, seed=0):
     """Write a MatConvNet beta16-layout VGG19 file with random He-initialised weights."""
     rng = np.random.RandomState(seed)
-    layers, in_channels = [], 3
-    conv_shapes = {}
-    for block, convs in enumerate(VGG19_BLOCKS, start=1):
-        for conv in range(1, convs + 1):
-            conv_shapes["conv%d_%d" % (block, conv)] = (3, 3, in_channels, widths[block - 1])
-            in_channels = widths[block - 1]
-    conv_shapes.update(fc6=(7, 7, in_channels, fc_width), fc7=(1, 1, fc_width, fc_width),
-                       fc8=(1, 1, fc_width, num_imagenet_classes))
-    for name in vgg19_layer_names():
+    layers = []
+    conv_shapes = matconvnet.conv_shapes(widths, fc_width, num_imagenet_classes)
+    for name in matconvnet.VGG19_LAYERS:
         if name in conv_shapes:
             shape = conv_shapes[name]
             std = np.sqrt(2.0 / np.prod(shape[:3]))
@@ -80,7 +63,7 @@ def write_vgg_mat(path, widths=FULL_WIDTHS, fc_width=4096, num_imagenet_classes=
                                   pool=np.array([[2, 2]], np.float64)))
         else:
             layers.append(_struct(type="softmax", name=name))
-    average_image = np.tile(np.array(MEAN_PIXEL, np.float32), (224, 224, 1))
+    average_image = np.tile(np.array(matconvnet.IMAGENET_MEAN_PIXEL, np.float32), (224, 224, 1))
     normalization = _struct(averageImage=average_image, keepAspect=np.array([[1]], np.uint8),
                             border=np.array([[32, 32]], np.float64), imageSize=np.array([[224, 224, 3]], np.float64),
                             interpolation="bilinear")

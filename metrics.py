@@ -89,13 +89,20 @@ def summary(confusion):
 
 
 def format_table(confusion, class_names):
-    """Text table of the classes that have an IoU: index, name, IoU, accuracy and ground-truth pixels."""
+    """Text table of the scored classes present in the ground truth (index, name, IoU, accuracy, pixels), and
+    a line counting the others."""
     iou, accuracy = class_iou(confusion), class_accuracy(confusion)
     pixels = np.asarray(confusion).sum(axis=1)
+    present = [index for index in np.flatnonzero(pixels) if index != IGNORE_LABEL]
     lines = ["%5s  %-20s %7s %9s %12s" % ("class", "name", "IoU", "accuracy", "GT pixels")]
-    for index in np.flatnonzero(~np.isnan(iou)):
+    for index in present:
         lines.append("%5d  %-20s %7.4f %9.4f %12d" % (index, class_names[index][:20], iou[index],
                                                         accuracy[index], pixels[index]))
+    absent = len(pixels) - 1 - len(present)
+    if absent:
+        predicted = int(np.sum(~np.isnan(iou)) - len(present))
+        lines.append("(%d classes absent from the ground truth are not listed; %d of them were predicted, "
+                     "with IoU 0)" % (absent, predicted))
     return "\n".join(lines)
 
 

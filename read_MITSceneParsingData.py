@@ -3,31 +3,39 @@
 Layout, as in ADEChallengeData2016.zip:
     data_dir/ADEChallengeData2016/images/{training,validation}/<stem>.jpg
     data_dir/ADEChallengeData2016/annotations/{training,validation}/<stem>.png
-The listing is cached in data_dir/MITSceneParsing.pickle with paths relative to data_dir.
-Files that are not images and images without an annotation are left out, with a line for each.
+The listing is cached in data_dir/MITSceneParsing.json with paths relative to data_dir (JSON: a cache
+in a data folder is data, never code, so the original's pickle is not loaded). Files that are not images
+and images without an annotation are left out, with a line for each. Also: ADE20K's class names and colours.
 """
 import glob
+import json
 import os
-import pickle
 import random
 
-from BatchDatsetReader import DataError
-import TensorflowUtils as utils
+import numpy as np
+import scipy.io
+
+from BatchDatsetReader import DataError, IMAGE_EXTENSIONS
+import downloads
 
 DATA_URL = "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip"
-PICKLE_NAME = "MITSceneParsing.pickle"
+CACHE_NAME = "MITSceneParsing.json"
+OLD_PICKLE_NAME = "MITSceneParsing.pickle"  # the original's cache: never loaded
 SPLITS = ("training", "validation")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+ADE20K_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ade20k")
 
 
-def read_dataset(data_dir, data_url=DATA_URL, required_splits=SPLITS):
+def read_dataset(data_dir, data_url=DATA_URL, required_splits=SPLITS, timeout=downloads.DOWNLOAD_TIMEOUT):
     """Return (training_records, validation_records); a record is {'image', 'annotation', 'filename'}.
 
     A split in `required_splits` without pairs is a DataError; a listing with an empty split is not cached."""
-    pickle_path = os.path.join(data_dir, PICKLE_NAME)
-    cached = _load_cache(pickle_path, data_dir)
+    cache_path = os.path.join(data_dir, CACHE_NAME)
+    if os.path.exists(os.path.join(data_dir, OLD_PICKLE_NAME)):
+        print("Ignoring %s: a pickle can run code, so the listing is cached in %s instead"
+              % (os.path.join(data_dir, OLD_PICKLE_NAME), CACHE_NAME))
+    cached = _load_cache(cache_path, data_dir)
     if cached is None:
-        scene_parsing_dir = _ensure_data(data_dir, data_url)
+        scene_parsing_dir = _ensure_data(data_dir, data_url, timeout)
         cached = create_image_lists(scene_parsing_dir, data_dir)
         for split in required_splits:
             if not cached[split]:
@@ -36,27 +44,26 @@ def read_dataset(data_dir, data_url=DATA_URL, required_splits=SPLITS):
                                 % (split, os.path.join(scene_parsing_dir, "images", split),
                                    os.path.join(scene_parsing_dir, "annotations", split), scene_parsing_dir))
         if all(cached[split] for split in SPLITS):
-            print("Pickling ...")
-            with open(pickle_path, "wb") as cache_file:
-                pickle.dump(cached, cache_file, pickle.HIGHEST_PROTOCOL)
+            with open(cache_path, "w") as cache_file:
+                json.dump(cached, cache_file)
     else:
-        print("Found pickle file!")
+        print("Found the listing in %s" % cache_path)
     return tuple([_under_data_dir(record, data_dir) for record in cached[split]] for split in SPLITS)
 
 
 def scene_parsing_folder(data_url=DATA_URL):
-    return os.path.splitext(data_url.split("/")[-1])[0]
+    return os.path.splitext(downloads.url_file_name(data_url))[0]
 
 
-def _ensure_data(data_dir, data_url):
+def _ensure_data(data_dir, data_url, timeout):
     """The extracted folder; extracts a zip placed by hand, downloads only when neither is there."""
     folder = os.path.join(data_dir, scene_parsing_folder(data_url))
     if not os.path.isdir(folder):
         try:
-            utils.maybe_download_and_extract(data_dir, data_url, is_zipfile=True)
-        except (IOError, OSError) as error:
-            raise IOError("No data at %s and the download from %s failed (%s). Put the extracted "
-                          "folder (or the zip) in %s, or pass --data_dir." % (folder, data_url, error, data_dir))
+            downloads.maybe_download_and_extract(data_dir, data_url, is_zipfile=True, timeout=timeout)
+        except OSError as error:
+            raise IOError("No data at %s (%s). Download %s by hand and put it (or the folder it extracts to) "
+                          "in %s, or pass --data_dir." % (folder, error, data_url, data_dir))
     return folder
 
 
@@ -96,32 +103,48 @@ def create_image_lists(image_dir, relative_to):
     return image_list
 
 
-def _load_cache(pickle_path, data_dir):
+def _load_cache(cache_path, data_dir):
     """The cached listing, or None when it is absent, unreadable, stale or has an empty split."""
-    if not os.path.exists(pickle_path):
+    if not os.path.exists(cache_path):
         return None
     for split_dir in glob.glob(os.path.join(data_dir, "*", "*", "*")):
-        if os.path.basename(split_dir) in SPLITS and os.path.getmtime(split_dir) > os.path.getmtime(pickle_path):
-            print("Rebuilding %s: %s changed since it was written" % (pickle_path, split_dir))
+        if os.path.basename(split_dir) in SPLITS and os.path.getmtime(split_dir) > os.path.getmtime(cache_path):
+            print("Rebuilding %s: %s changed since it was written" % (cache_path, split_dir))
             return None
     try:
-        with open(pickle_path, "rb") as cache_file:
-            cached = pickle.load(cache_file)
+        with open(cache_path) as cache_file:
+            cached = json.load(cache_file)
         records = [record for split in SPLITS for record in cached[split]]
+        paths = [record[key] for record in records for key in ("image", "annotation")]
     except Exception as error:  # any unreadable cache is simply rebuilt
-        print("Rebuilding %s: it cannot be read (%s)" % (pickle_path, error))
+        print("Rebuilding %s: it cannot be read (%s)" % (cache_path, error))
         return None
     if not all(cached[split] for split in SPLITS):
-        print("Rebuilding %s: a split lists no images" % pickle_path)
+        print("Rebuilding %s: a split lists no images" % cache_path)
         return None
-    for record in records:
-        for key in ("image", "annotation"):
-            if os.path.isabs(record[key]) or not os.path.exists(os.path.join(data_dir, record[key])):
-                print("Rebuilding %s: it points at missing file %s" % (pickle_path, record[key]))
-                return None
+    for path in paths:
+        if not isinstance(path, str) or os.path.isabs(path) or not os.path.exists(os.path.join(data_dir, path)):
+            print("Rebuilding %s: it points at missing file %s" % (cache_path, path))
+            return None
     return cached
 
 
 def _under_data_dir(record, data_dir):
     return dict(record, image=os.path.join(data_dir, record["image"]),
                 annotation=os.path.join(data_dir, record["annotation"]))
+
+
+def ade20k_class_names():
+    """151 short names: index 0 is "other", then the 150 classes of objectInfo150.csv."""
+    names = ["other"]
+    with open(os.path.join(ADE20K_DIR, "objectInfo150.csv")) as csv_file:
+        next(csv_file)
+        for line in csv_file:
+            names.append(line.rstrip("\n").split(",")[-1].split(";")[0])
+    return names
+
+
+def ade20k_palette():
+    """uint8 (151, 3): black for "other", then the official colour of each class."""
+    colors = scipy.io.loadmat(os.path.join(ADE20K_DIR, "color150.mat"))["colors"]
+    return np.concatenate([np.zeros((1, 3), np.uint8), colors.astype(np.uint8)])

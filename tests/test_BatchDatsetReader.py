@@ -1,7 +1,6 @@
 """BatchDatsetReader.py: the original epoch semantics, streaming reads, odd image formats and bad pairs."""
 import os
 import re
-import time
 
 import numpy as np
 import pytest
@@ -39,16 +38,19 @@ def numbered(tmp_path):
 
 
 def test_nothing_is_read_before_the_first_batch(tmp_path, monkeypatch):
-    reads = []
-    real_load_pair = dataset.load_pair
-    monkeypatch.setattr(dataset, "load_pair", lambda *args: reads.append(args) or real_load_pair(*args))
+    """Reads happen only for records handed to the reading threads; none is handed over before next_batch."""
+    submitted = []
+    real_submit = dataset.BatchDatset._submit
+    monkeypatch.setattr(dataset.BatchDatset, "_submit", lambda reader, *args: submitted.append(args) or
+                        real_submit(reader, *args))
     missing = [{"image": str(tmp_path / ("%d.jpg" % index)), "annotation": str(tmp_path / ("%d.png" % index))}
                for index in range(1000)]
     with make_reader(missing) as reader:
-        time.sleep(0.2)
-        assert reads == [] and reader.epochs_completed == 0 and reader.batch_offset == 0
+        assert submitted == [] and reader._tasks.empty()
+        assert reader.epochs_completed == 0 and reader.batch_offset == 0
         with pytest.raises(dataset.DataError, match=r"the first is .*/0\.jpg"):
             reader.next_batch(2)
+        assert len(submitted) > 0
 
 
 def test_epochs_keep_the_listed_order_first_then_shuffle_and_drop_the_tail(numbered, capsys):

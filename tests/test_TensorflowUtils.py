@@ -1,115 +1,120 @@
-"""TensorflowUtils: downloads (served on 127.0.0.1), the beta16 .mat layout, colours, the matmul forms of convolutions."""
-import contextlib
-import functools
-import http.server
+"""TensorflowUtils: each of the original's public functions, with its signature, on a TF 2 graph; and the matmul
+forms of the convolutions FCN.py uses."""
+import inspect
 import os
-import threading
 
 import numpy as np
 import pytest
-import scipy.io
 import tensorflow as tf
 
 import TensorflowUtils as utils
-import demo_data
+from conftest import MODEL_URL, serve_directory
+
+ORIGINAL_SIGNATURES = {  # shekkizh/FCN.tensorflow's TensorflowUtils.py
+    "get_model_data": "(dir_path, model_url)",
+    "maybe_download_and_extract": "(dir_path, url_name, is_tarfile=False, is_zipfile=False)",
+    "save_image": "(image, save_dir, name, mean=None)",
+    "get_variable": "(weights, name)",
+    "weight_variable": "(shape, stddev=0.02, name=None)",
+    "bias_variable": "(shape, name=None)",
+    "get_tensor_size": "(tensor)",
+    "conv2d_basic": "(x, W, bias)",
+    "conv2d_strided": "(x, W, b)",
+    "leaky_relu": "(x, alpha=0.0, name='')",
+    "max_pool_2x2": "(x)",
+    "avg_pool_2x2": "(x)",
+    "local_response_norm": "(x)",
+    "batch_norm": "(x, n_out, phase_train, scope='bn', decay=0.9, eps=1e-05)",
+    "process_image": "(image, mean_pixel)",
+    "unprocess_image": "(image, mean_pixel)",
+    "bottleneck_unit": "(x, out_chan1, out_chan2, down_stride=False, up_stride=False, name=None)",
+    "add_to_regularization_and_summary": "(var)",
+    "add_activation_summary": "(var)",
+    "add_gradient_summary": "(grad, var)",
+}
 
 
-class _TruncatingHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files; for names starting with 'cut_' it announces the full size but sends half."""
-
-    def log_message(self, *args):
-        pass
-
-    def copyfile(self, source, outputfile):
-        if os.path.basename(self.path).startswith("cut_"):
-            data = source.read()
-            outputfile.write(data[:len(data) // 2])
-        else:
-            super().copyfile(source, outputfile)
+def test_the_original_public_functions_keep_their_signatures():
+    for name, signature in ORIGINAL_SIGNATURES.items():
+        assert str(inspect.signature(getattr(utils, name))) == signature, name
+    # one keyword more than the original, at the end: as_matmul
+    assert str(inspect.signature(utils.conv2d_transpose_strided)).startswith("(x, W, b, output_shape=None, stride=2")
 
 
-@contextlib.contextmanager
-def serve_directory(directory):
-    """An HTTP server on 127.0.0.1 (a free port) serving `directory`; yields its base URL."""
-    handler = functools.partial(_TruncatingHandler, directory=directory)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield "http://127.0.0.1:%d" % server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+def run(build, feed=None):
+    """Build in a new graph, initialise the variables, return the session's values of build()."""
+    with tf.Graph().as_default():
+        fetches = build()
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            return sess.run(fetches, feed)
 
 
-def test_get_model_data_reads_beta16_layout(vgg_mat):
-    data = utils.get_model_data(vgg_mat, "http://127.0.0.1:9/imagenet-vgg-verydeep-19.mat")
-    assert data["layers"].shape == (1, 43)
-    layers = np.squeeze(data["layers"])
-    kernel, bias = layers[0][0][0][0][0]
-    assert kernel.shape == (3, 3, 3, 4) and bias.shape == (1, 4)
-    weights, mean_pixel = utils.vgg_weights_and_mean(data, demo_data.vgg19_layer_names()[:36])
-    assert sorted(weights) == sorted(n for n in demo_data.vgg19_layer_names()[:36] if n.startswith("conv"))
-    assert weights["conv5_4"][0].shape == (3, 3, 16, 16) and weights["conv5_4"][1].shape == (16,)
-    np.testing.assert_allclose(mean_pixel, [123.68, 116.779, 103.939], rtol=1e-5)
+def test_variables():
+    weights = np.arange(6, dtype=np.float32).reshape(2, 3)
+    got, w, b, size = run(lambda: (utils.get_variable(weights, "baked"), utils.weight_variable([4, 5], name="w"),
+                                   utils.bias_variable([5], name="b"),
+                                   tf.constant(utils.get_tensor_size(tf.zeros([2, 3, 4])))))
+    np.testing.assert_array_equal(got, weights)
+    assert w.shape == (4, 5) and np.all(np.abs(w) <= 2 * 0.02) and np.all(b == 0) and size == 24
 
 
-def test_other_layout_names_keys_and_expected_file(tmp_path):
-    """The newer vlfeat file has `meta` instead of `normalization`: say so instead of a KeyError."""
-    path = tmp_path / "imagenet-vgg-verydeep-19.mat"
-    scipy.io.savemat(str(path), {"layers": np.zeros((1, 2)), "meta": np.zeros(1)})
-    with pytest.raises(ValueError) as error:
-        utils.get_model_data(str(tmp_path), "http://127.0.0.1:9/imagenet-vgg-verydeep-19.mat")
-    message = str(error.value)
-    assert "normalization" in message and "meta" in message and "beta16" in message and str(path) in message
+def test_layers_on_a_graph():
+    x = np.random.RandomState(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+
+    def build():
+        image = tf.constant(x)
+        W = tf.ones([3, 3, 3, 4])
+        b = tf.zeros([4])
+        return {"basic": utils.conv2d_basic(image, W, b), "strided": utils.conv2d_strided(image, W, b),
+                "transpose": utils.conv2d_transpose_strided(tf.zeros([2, 4, 4, 4]), tf.ones([4, 4, 3, 4]), tf.zeros([3])),
+                "leaky": utils.leaky_relu(tf.constant([-1.0, 2.0]), 0.1), "max": utils.max_pool_2x2(image),
+                "avg": utils.avg_pool_2x2(image), "lrn": utils.local_response_norm(image),
+                "process": utils.unprocess_image(utils.process_image(image, 5.0), 5.0),
+                "bn": utils.batch_norm(image, 3, tf.constant(True)),
+                "bottleneck": utils.bottleneck_unit(image, 2, 6, down_stride=True, name="2a"),
+                "up": utils.bottleneck_unit(image, 2, 3, up_stride=True, name="2b")}
+    out = run(build)
+    assert out["basic"].shape == (2, 8, 8, 4) and out["strided"].shape == (2, 4, 4, 4)
+    assert out["transpose"].shape == (2, 8, 8, 3)
+    np.testing.assert_allclose(out["leaky"], [-0.1, 2.0])
+    assert out["max"].shape == out["avg"].shape == (2, 4, 4, 3) and out["lrn"].shape == x.shape
+    np.testing.assert_allclose(out["process"], x, atol=1e-6)
+    np.testing.assert_allclose(out["bn"].mean(axis=(0, 1, 2)), 0, atol=0.05)
+    assert out["bottleneck"].shape == (2, 4, 4, 6) and out["up"].shape == (2, 16, 16, 3)
+    assert np.all(out["bottleneck"] >= 0)
 
 
-def test_download_shows_progress_and_completes(tmp_path, capsys):
+def test_summaries_and_the_regularization_collection():
+    with tf.Graph().as_default():
+        var = tf.Variable(tf.ones([3]), name="inference/W")
+        utils.add_to_regularization_and_summary(var)
+        with tf.name_scope("inference"):
+            utils.add_activation_summary(tf.nn.relu(var, name="relu6"))
+        utils.add_gradient_summary(tf.ones([3]), var)
+        utils.add_gradient_summary(None, var)
+        histograms = [op for op in tf.compat.v1.get_default_graph().get_operations() if op.type == "HistogramSummary"]
+        assert len(tf.compat.v1.get_collection("reg_loss")) == 1
+        assert len(histograms) == 3 and len(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.SUMMARIES)) == 4
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            assert sess.run(tf.compat.v1.get_collection("reg_loss")[0]) == 1.5
+            assert sess.run(tf.compat.v1.summary.merge_all())
+
+
+def test_files_through_the_original_names(vgg_mat, tmp_path):
+    assert utils.get_model_data(vgg_mat, MODEL_URL)["layers"].shape == (1, 43)
+    path = utils.save_image(np.zeros((3, 4, 3)), str(tmp_path), "black", mean=[1, 2, 3])
+    assert os.path.basename(path) == "black.png"
     served = tmp_path / "served"
     served.mkdir()
-    (served / "weights.bin").write_bytes(os.urandom(3 * 2 ** 20 + 17))
+    (served / "file.bin").write_bytes(b"data")
     with serve_directory(str(served)) as url:
-        path = utils.maybe_download_and_extract(str(tmp_path / "dest"), url + "/weights.bin")
-    assert open(path, "rb").read() == (served / "weights.bin").read_bytes()
-    assert not os.path.exists(path + ".part")
-    assert "Downloading weights.bin" in capsys.readouterr().out
+        utils.maybe_download_and_extract(str(tmp_path / "dest"), url + "/file.bin")
+    assert (tmp_path / "dest" / "file.bin").read_bytes() == b"data"
 
 
-def test_interrupted_download_leaves_no_whole_looking_file(tmp_path):
-    served = tmp_path / "served"
-    served.mkdir()
-    (served / "cut_imagenet-vgg-verydeep-19.mat").write_bytes(os.urandom(2 ** 20))
-    dest = tmp_path / "Model_zoo"
-    with serve_directory(str(served)) as url:
-        with pytest.raises(IOError) as error:
-            utils.get_model_data(str(dest), url + "/cut_imagenet-vgg-verydeep-19.mat")
-    assert not os.path.exists(dest / "cut_imagenet-vgg-verydeep-19.mat")
-    assert "--model_dir" in str(error.value)
-
-
-def test_download_of_the_mat_then_parse(tmp_path, vgg_mat):
-    with serve_directory(vgg_mat) as url:
-        data = utils.get_model_data(str(tmp_path), url + "/imagenet-vgg-verydeep-19.mat")
-    assert data["layers"].shape == (1, 43)
-
-
-def test_palette_and_class_names():
-    names, palette = utils.ade20k_class_names(), utils.ade20k_palette()
-    assert len(names) == 151 and names[0] == "other" and names[1] == "wall" and names[3] == "sky"
-    assert palette.shape == (151, 3) and palette.dtype == np.uint8
-    assert tuple(palette[0]) == (0, 0, 0) and tuple(palette[1]) == (120, 120, 120)
-    assert utils.colorize(np.array([[0, 1], [3, 3]]), palette).shape == (2, 2, 3)
-
-
-def test_side_by_side_has_the_three_panels(tmp_path):
-    palette, names = utils.ade20k_palette(), utils.ade20k_class_names()
-    photo = np.full((32, 40, 3), 7, np.uint8)
-    truth = np.full((32, 40), 3, np.uint8)
-    picture = utils.side_by_side([photo, truth, truth], palette, names)
-    assert picture.shape[1] == 3 * 40 * 6 and picture.shape[0] > 32 * 6  # enlarged 6x to 192 rows
-    np.testing.assert_array_equal(picture[5, 6 * 45], palette[3])
-    np.testing.assert_array_equal(picture[5, 5], photo[0, 0])
-
+# ---------------------------------------------------------------- the matmul forms
 
 def values_and_gradients(build, x, w):
     """build(x, w) -> y; returns y and the gradients of sum(y * r) for a fixed random r."""

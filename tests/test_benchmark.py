@@ -15,7 +15,6 @@ def test_quick_run_writes_every_key(tmp_path):
     for key in KEYS:
         assert results[key] > 0 or key == "data_wait_fraction", key
     assert 0 <= results["data_wait_fraction"] < 1
-    assert 0 < results["train_flop_utilization"] < 1.5 and 0 < results["infer_flop_utilization"] < 1.5
     # the narrow net of --quick at 64x64: VGG convs + conv6-8 + the upsampling, counted by hand
     assert 0.04 < results["model_gflops_per_image"] < 0.06
     assert 2 * results["model_gflops_per_image"] < results["train_gflops_per_image"] < 3.5 * results[

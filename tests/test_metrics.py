@@ -108,7 +108,8 @@ def test_random_label_maps_match_a_straightforward_computation(seed):
     assert scores["class_iou"][num_classes - 1] is None  # neither in the truth nor predicted
 
 
-def test_table_names_each_scored_class():
-    confusion = confusion_from({(1, 1): 6, (1, 2): 2})
-    table = metrics.format_table(confusion, ["other", "wall", "building", "sky"])
-    assert "wall" in table and "building" in table and "sky" not in table and "other" not in table
+def test_table_lists_the_classes_of_the_ground_truth_and_counts_the_rest():
+    confusion = confusion_from({(1, 1): 6, (1, 2): 2, (0, 3): 5})  # building only predicted, sky never
+    lines = metrics.format_table(confusion, ["other", "wall", "building", "sky"]).splitlines()
+    assert [line.split()[1] for line in lines[1:-1]] == ["wall"]
+    assert lines[-1] == "(2 classes absent from the ground truth are not listed; 1 of them were predicted, with IoU 0)"

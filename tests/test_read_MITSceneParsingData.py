@@ -1,15 +1,20 @@
-"""read_MITSceneParsingData: listing pairs, the pickle cache, Windows paths, download and extraction."""
+"""read_MITSceneParsingData: listing pairs, the JSON cache (never a pickle), Windows paths, download and
+extraction, ADE20K's names and colours."""
+import json
 import ntpath
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 import BatchDatsetReader as dataset
 import demo_data
 import read_MITSceneParsingData as scene_parsing
-from test_TensorflowUtils import serve_directory
+from conftest import serve_directory
 
 
 @pytest.fixture
@@ -29,10 +34,10 @@ def test_layout_and_records(data_dir):
     assert {r["filename"] for r in validation} == {"ADE_val_%08d" % i for i in (1, 2, 3)}
 
 
-def test_pickle_stores_paths_relative_to_data_dir(data_dir, tmp_path, monkeypatch):
+def test_the_cache_is_json_with_paths_relative_to_data_dir(data_dir, tmp_path, monkeypatch):
     scene_parsing.read_dataset(data_dir)
-    with open(os.path.join(data_dir, scene_parsing.PICKLE_NAME), "rb") as cache:
-        cached = pickle.load(cache)
+    with open(os.path.join(data_dir, scene_parsing.CACHE_NAME)) as cache:
+        cached = json.load(cache)
     assert all(not os.path.isabs(r["image"]) and r["image"].startswith("ADEChallengeData2016")
                for r in cached["training"])
     moved = str(tmp_path.parent / (tmp_path.name + "_moved"))
@@ -57,19 +62,22 @@ def test_missing_annotation_is_skipped(data_dir, capsys):
     assert "Annotation file not found for ADE_train_00000002 - Skipping" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("damage", ["empty", "missing_file", "garbage", "new_image"])
-def test_stale_or_broken_pickle_is_rebuilt(data_dir, damage, capsys):
-    pickle_path = os.path.join(data_dir, scene_parsing.PICKLE_NAME)
+@pytest.mark.parametrize("damage", ["empty", "missing_file", "garbage", "not_a_listing", "new_image"])
+def test_stale_or_broken_cache_is_rebuilt(data_dir, damage, capsys):
+    cache_path = os.path.join(data_dir, scene_parsing.CACHE_NAME)
     root = os.path.join(data_dir, "ADEChallengeData2016")
     scene_parsing.read_dataset(data_dir)
     if damage == "empty":  # what the original left behind on Windows
-        with open(pickle_path, "wb") as cache:
-            pickle.dump({"training": [], "validation": []}, cache)
+        with open(cache_path, "w") as cache:
+            json.dump({"training": [], "validation": []}, cache)
     elif damage == "missing_file":
         os.remove(os.path.join(root, "images", "validation", "ADE_val_00000001.jpg"))
     elif damage == "garbage":
-        with open(pickle_path, "wb") as cache:
-            cache.write(b"not a pickle")
+        with open(cache_path, "wb") as cache:
+            cache.write(b"not json")
+    elif damage == "not_a_listing":
+        with open(cache_path, "w") as cache:
+            json.dump({"training": [{"image": 3}], "validation": "x"}, cache)
     else:
         for kind, ext in (("images", ".jpg"), ("annotations", ".png")):
             shutil.copy(os.path.join(root, kind, "training", "ADE_train_00000001" + ext),
@@ -80,6 +88,42 @@ def test_stale_or_broken_pickle_is_rebuilt(data_dir, damage, capsys):
     assert "Rebuilding" in capsys.readouterr().out
     assert len(validation) == (2 if damage == "missing_file" else 3)
     assert len(training) == (6 if damage == "new_image" else 5)
+
+
+class _Payload(object):
+    """Unpickling this writes a file: what a planted pickle could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_an_old_pickle_is_never_loaded(data_dir, tmp_path, capsys):
+    marker = str(tmp_path / "the_pickle_ran")
+    with open(os.path.join(data_dir, scene_parsing.OLD_PICKLE_NAME), "wb") as planted:
+        pickle.dump({"training": _Payload(marker), "validation": []}, planted)
+    training, validation = scene_parsing.read_dataset(data_dir)
+    assert (len(training), len(validation)) == (5, 3)
+    assert not os.path.exists(marker)
+    assert "Ignoring %s: a pickle can run code" % os.path.join(data_dir, scene_parsing.OLD_PICKLE_NAME) \
+        in capsys.readouterr().out
+
+
+def test_listing_does_not_load_tensorflow(data_dir):
+    code = ("import sys, read_MITSceneParsingData as s; t, v = s.read_dataset(sys.argv[1]); "
+            "print(len(t), 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, data_dir], capture_output=True, text=True, timeout=60,
+                            cwd=os.path.dirname(scene_parsing.__file__))
+    assert result.stdout.split()[-2:] == ["5", "False"], result.stderr
+
+
+def test_ade20k_names_and_palette():
+    names, palette = scene_parsing.ade20k_class_names(), scene_parsing.ade20k_palette()
+    assert len(names) == 151 and names[0] == "other" and names[1] == "wall" and names[3] == "sky"
+    assert palette.shape == (151, 3) and palette.dtype == np.uint8
+    assert tuple(palette[0]) == (0, 0, 0) and tuple(palette[1]) == (120, 120, 120)
 
 
 def test_zip_placed_by_hand_is_extracted(tmp_path):
@@ -135,11 +179,11 @@ def test_empty_split_is_a_clear_error_and_is_not_cached(tmp_path, emptied):
     with pytest.raises(dataset.DataError, match="No image/annotation pairs in the validation split: expected .*"
                                                 "Check --data_dir"):
         scene_parsing.read_dataset(str(tmp_path), UNREACHABLE_URL)
-    assert not os.path.exists(os.path.join(str(tmp_path), scene_parsing.PICKLE_NAME))
+    assert not os.path.exists(os.path.join(str(tmp_path), scene_parsing.CACHE_NAME))
 
 
 def test_missing_data_that_cannot_be_downloaded_says_what_to_do(tmp_path):
-    with pytest.raises(IOError, match="No data at .* download from .* failed .* or pass --data_dir"):
+    with pytest.raises(IOError, match="No data at .*could not download .* by hand .* or pass --data_dir"):
         scene_parsing.read_dataset(str(tmp_path / "nowhere"), UNREACHABLE_URL)
 
 
@@ -149,7 +193,7 @@ def test_a_validation_split_alone_is_enough_when_only_it_is_required(tmp_path):
     assert (len(training), len(validation)) == (0, 2)
     with pytest.raises(dataset.DataError, match="No image/annotation pairs in the training split"):
         scene_parsing.read_dataset(str(tmp_path), UNREACHABLE_URL)
-    assert os.path.isdir(root) and not os.path.exists(os.path.join(str(tmp_path), scene_parsing.PICKLE_NAME))
+    assert os.path.isdir(root) and not os.path.exists(os.path.join(str(tmp_path), scene_parsing.CACHE_NAME))
 
 
 def test_a_cut_extraction_does_not_look_complete(tmp_path, monkeypatch):

@@ -1,0 +1,336 @@
+"""The modes of FCN.py: train, visualize, evaluate, predict, export.
+
+Each mode has a body that takes what it needs as arguments, and a `run_<mode>(flags, found_checkpoints)`
+that reads the flags, builds the graph, restores and calls it. MODES maps the mode's name to the latter.
+"""
+import datetime
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import BatchDatsetReader as dataset
+import checkpoints
+import console
+import downloads
+import FCN
+import matconvnet
+import metrics
+import pictures
+import read_MITSceneParsingData as scene_parsing
+import session
+
+PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
+
+
+# ---------------------------------------------------------------- train
+
+def train_step(sess, model, feed, with_summary=False):
+    """One Adam step; returns the loss of this step's own forward pass (fetched with the update: the original
+    ran the forward pass a second time for it) and, if asked, the training summary."""
+    fetches = {"train": model.train_op, "loss": model.loss}
+    if with_summary:
+        fetches["summary"] = model.train_summary
+    result = sess.run(fetches, feed_dict=feed)
+    return result["loss"], result.get("summary")
+
+
+def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, batch_size, max_iteration,
+               keep_prob=0.85, log_every=10, save_every=500):
+    """The original loop; the step count comes from global_step, so a resumed run continues it.
+
+    Ctrl-C or SIGTERM ends it after the current step with a checkpoint; a non-finite loss ends it without one."""
+    checkpoints.remove_partial_saves(logs_dir)
+    start = sess.run(model.global_step)
+    if start >= max_iteration:
+        print("Already at step %d (>= --max_iteration=%d): nothing to train" % (start, max_iteration))
+        return
+    last_log, waited = (time.time(), start), 0.0
+    itr = start - 1
+    with tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "train"), sess.graph) as train_writer, \
+            tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "validation")) as validation_writer, \
+            session.stop_requests() as stop:
+        for itr in range(start, max_iteration):
+            asked = time.time()
+            train_images, train_annotations = train_reader.next_batch(batch_size)
+            waited += time.time() - asked
+            train_loss, summary = train_step(sess, model, feed(model, train_images, train_annotations, keep_prob),
+                                             with_summary=itr % log_every == 0)
+            if not np.isfinite(train_loss):
+                raise FloatingPointError(
+                    "Step %d: the training loss is %g. Stopped without saving; the newest checkpoint in %s is the "
+                    "last good one. Lower --learning_rate or check the labels, then resume."
+                    % (itr, train_loss, logs_dir))
+
+            if itr % log_every == 0:
+                seconds, steps = time.time() - last_log[0], itr + 1 - last_log[1]
+                print("Step: %d, Train_loss:%g (%.2f images/s, %.1f%% waiting for data)"
+                      % (itr, train_loss, steps * batch_size / seconds, 100 * waited / seconds))
+                last_log, waited = (time.time(), itr + 1), 0.0
+                train_writer.add_summary(summary, itr)
+
+            if itr % save_every == 0:
+                validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
+            if stop:
+                print("%s: stopping after step %d" % (stop[0], itr))
+                break
+        if itr % save_every != 0:
+            validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
+    if stop:
+        print("Run the same command again to resume from the newest checkpoint in %s" % logs_dir)
+
+
+def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step):
+    valid_images, valid_annotations = validation_reader.next_batch(min(batch_size, len(validation_reader.files)))
+    valid_loss, summary = sess.run([model.loss, model.validation_summary],
+                                   feed_dict=feed(model, valid_images, valid_annotations))
+    print("%s ---> Validation_loss: %g" % (datetime.datetime.now(), valid_loss))
+    writer.add_summary(summary, step)
+    writer.flush()
+    session.save_checkpoint(sess, model, saver, logs_dir, step)
+
+
+def feed(model, images, annotations=None, keep_prob=1.0):
+    """The feed of the training graph: images, optionally annotations, and the dropout keep probability."""
+    result = {model.image: images, model.keep_probability: keep_prob}
+    if annotations is not None:
+        result[model.annotation] = annotations
+    return result
+
+
+def run_train(flags, found_checkpoints):
+    """List the data, take the logs_dir lock, build the training graph, restore, train."""
+    os.makedirs(flags.logs_dir, exist_ok=True)
+    with checkpoints.TrainingLock(flags.logs_dir):
+        train_records, valid_records = list_data(flags)
+        model, saver = training_graph(flags)
+        options = reader_options(flags)
+        with session.make_session(flags.xla) as sess, dataset.BatchDatset(train_records, options) as train_reader, \
+                dataset.BatchDatset(valid_records, options) as validation_reader:
+            try:
+                restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir)
+            except session.UnreadableCheckpoints as error:
+                raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
+                                                    "out of %s to start afresh" % (error, flags.logs_dir))
+            train_mode(sess, model, saver, train_reader, validation_reader, flags.logs_dir, flags.batch_size,
+                       flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every)
+
+
+# ---------------------------------------------------------------- visualize
+
+def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_names, palette):
+    """inp_K / gt_K / pred_K.png as the original (K = 5 + index), plus a coloured side-by-side with legend."""
+    valid_images, valid_annotations = validation_reader.get_random_batch(batch_size)
+    pred = sess.run(model.pred_annotation, feed_dict=feed(model, valid_images))
+    valid_annotations = np.squeeze(valid_annotations, axis=3)
+    pred = np.squeeze(pred, axis=3)
+    for itr in range(batch_size):
+        pictures.save_image(valid_images[itr], logs_dir, name="inp_" + str(5 + itr))
+        pictures.save_image(valid_annotations[itr], logs_dir, name="gt_" + str(5 + itr))
+        pictures.save_image(pred[itr], logs_dir, name="pred_" + str(5 + itr))
+        picture = pictures.side_by_side([valid_images[itr], valid_annotations[itr], pred[itr]], palette, class_names)
+        pictures.save_image(picture, logs_dir, name="compare_" + str(5 + itr))
+        print("Saved image: %d" % itr)
+
+
+def run_visualize(flags, found_checkpoints):
+    _, valid_records = list_data(flags, required_splits=("validation",))
+    model, _ = training_graph(flags)
+    os.makedirs(flags.logs_dir, exist_ok=True)
+    with session.make_session(flags.xla) as sess, \
+            dataset.BatchDatset(valid_records, reader_options(flags)) as validation_reader:
+        restore(sess, model.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir)
+        visualize_mode(sess, model, validation_reader, flags.logs_dir, flags.batch_size,
+                       scene_parsing.ade20k_class_names(), scene_parsing.ade20k_palette())
+
+
+# ---------------------------------------------------------------- evaluate
+
+def predict_labels(sess, predictor, image):
+    """uint8 (H, W) label map of one RGB image of any size."""
+    return sess.run(predictor.labels, feed_dict={predictor.images: image[np.newaxis]})[0].astype(np.uint8)
+
+
+def network_predictions(sess, predictor, records):
+    """(annotation, prediction) of each validation record, predicted at the annotation's own size."""
+    for record in records:
+        yield (dataset.read_annotation(record["annotation"]),
+               predict_labels(sess, predictor, dataset.read_image(record["image"])))
+
+
+def saved_predictions(predictions_dir, records, num_classes=FCN.NUM_OF_CLASSESS):
+    """(annotation, prediction) of each record, the prediction read from predictions_dir/<stem>.png."""
+    for record in records:
+        annotation = dataset.read_annotation(record["annotation"])
+        path = os.path.join(predictions_dir, record["filename"] + ".png")
+        if not os.path.exists(path):
+            raise IOError("Prediction %s is missing (for %s)" % (path, record["image"]))
+        prediction = dataset.read_annotation(path)
+        if prediction.max(initial=0) >= num_classes:
+            raise ValueError("Prediction %s holds label %d; labels must lie in 0..%d"
+                             % (path, prediction.max(), num_classes - 1))
+        if prediction.shape != annotation.shape:
+            raise ValueError("Prediction %s is %dx%d but its annotation %s is %dx%d (height x width)"
+                             % ((path,) + prediction.shape + (record["annotation"],) + annotation.shape))
+        yield annotation, prediction
+
+
+def evaluate_mode(predictions, num_images, logs_dir, checkpoint, num_classes=FCN.NUM_OF_CLASSESS):
+    """One confusion matrix over all (annotation, prediction) pairs: a table, and the metrics in logs_dir/metrics.json."""
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for annotation, prediction in console.progress(predictions, num_images, "Evaluating"):
+        confusion += metrics.confusion_matrix(annotation, prediction, num_classes)
+    scores = dict(metrics.summary(confusion), num_images=num_images, checkpoint=checkpoint)
+    print(metrics.format_table(confusion, scene_parsing.ade20k_class_names()))
+    for name in metrics.SCORES:
+        print("%-24s %s" % (name, "n/a" if scores[name] is None else "%.4f" % scores[name]))
+    print("Validation pixel accuracy: %.4f (most frequent class: %.4f) on %d images"
+          % (metrics.pixel_accuracy(confusion), metrics.most_frequent_class_accuracy(confusion), num_images))
+    os.makedirs(logs_dir, exist_ok=True)
+    with open(os.path.join(logs_dir, "metrics.json"), "w") as metrics_file:
+        json.dump(scores, metrics_file, indent=1)
+    return scores
+
+
+def run_evaluate(flags, found_checkpoints):
+    records = list_data(flags, required_splits=("validation",))[1]
+    if flags.predictions_dir:
+        evaluate_mode(saved_predictions(flags.predictions_dir, records), len(records), flags.logs_dir, None)
+        return
+    sess, predictor, checkpoint = inference_session(flags, found_checkpoints)
+    with sess:
+        evaluate_mode(network_predictions(sess, predictor, records), len(records), flags.logs_dir, checkpoint)
+
+
+# ---------------------------------------------------------------- predict
+
+def image_files(path):
+    """The image itself, or the JPEG and PNG files of a folder (sorted)."""
+    if not os.path.isdir(path):
+        return [path]
+    files = sorted(os.path.join(path, name) for name in os.listdir(path)
+                   if name.lower().endswith(dataset.IMAGE_EXTENSIONS))
+    if not files:
+        raise IOError("No JPEG or PNG images in %s" % path)
+    return files
+
+
+def predict_mode(sess, predictor, input_path, output_dir, palette):
+    """<stem>.png (label map at the input's size), <stem>_color.png and <stem>_overlay.png per image.
+
+    A file that cannot be read is skipped with a line; returns the paths skipped."""
+    os.makedirs(output_dir, exist_ok=True)
+    skipped = []
+    files = image_files(input_path)
+    for path in files:
+        try:
+            image = dataset.read_image(path)
+        except Exception as error:  # PIL reports broken files with many exception types
+            print("Skipping %s: it cannot be read as an image (%s)" % (path, error))
+            skipped.append(path)
+            continue
+        labels = predict_labels(sess, predictor, image)
+        stem = scene_parsing.image_stem(path)
+        pictures.save_image(labels, output_dir, stem)
+        pictures.save_image(pictures.colorize(labels, palette), output_dir, stem + "_color")
+        pictures.save_image(pictures.overlay(image, labels, palette), output_dir, stem + "_overlay")
+        print("Saved %s" % os.path.join(output_dir, stem + ".png"))
+    print("Predicted %d of %d images into %s" % (len(files) - len(skipped), len(files), output_dir)
+          + ("; skipped %d: %s" % (len(skipped), ", ".join(skipped)) if skipped else ""))
+    return skipped
+
+
+def run_predict(flags, found_checkpoints):
+    sess, predictor, _ = inference_session(flags, found_checkpoints)
+    with sess:
+        skipped = predict_mode(sess, predictor, flags.input,
+                               flags.output_dir or os.path.join(flags.logs_dir, "predictions"),
+                               scene_parsing.ade20k_palette())
+    return PREDICT_SKIPPED_STATUS if skipped else 0
+
+
+# ---------------------------------------------------------------- export
+
+def export_mode(sess, predictor, export_dir):
+    """SavedModel whose serving_default maps uint8 `images` [N, H, W, 3] to `labels` and `probabilities`."""
+    signature = tf.compat.v1.saved_model.predict_signature_def(
+        inputs={"images": predictor.images},
+        outputs={"labels": predictor.labels, "probabilities": predictor.probabilities})
+    builder = tf.compat.v1.saved_model.Builder(export_dir)
+    builder.add_meta_graph_and_variables(sess, [tf.compat.v1.saved_model.SERVING], strip_default_attrs=True,
+                                         signature_def_map={"serving_default": signature})
+    builder.save()
+    print("Exported the SavedModel to %s" % export_dir)
+
+
+def run_export(flags, found_checkpoints):
+    sess, predictor, _ = inference_session(flags, found_checkpoints)
+    with sess:
+        export_mode(sess, predictor, flags.export_dir or os.path.join(flags.logs_dir, "saved_model"))
+
+
+MODES = {"train": run_train, "visualize": run_visualize, "evaluate": run_evaluate, "predict": run_predict,
+         "export": run_export}
+ERRORS = (OSError, ValueError, dataset.DataError, FloatingPointError, checkpoints.LockedError)
+
+
+# ---------------------------------------------------------------- steps the modes share
+
+def list_data(flags, required_splits=scene_parsing.SPLITS):
+    """(training records, validation records); the listing comes first, so a problem with the data shows before
+    the VGG file is read."""
+    print("Setting up image reader...")
+    train_records, valid_records = scene_parsing.read_dataset(flags.data_dir, flags.data_url, required_splits,
+                                                              flags.download_timeout)
+    print(len(train_records))
+    print(len(valid_records))
+    return train_records, valid_records
+
+
+def reader_options(flags):
+    return {"resize": True, "resize_size": flags.image_size, "num_classes": FCN.NUM_OF_CLASSESS}
+
+
+def training_graph(flags):
+    """The training graph of FCN.build_model from the VGG file, and a Saver keeping 5 checkpoints."""
+    weights, mean_pixel = FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels)
+    model = FCN.build_model(weights, mean_pixel, flags.learning_rate, flags.fc_width, debug=flags.debug,
+                            convs_as_matmul=flags.convs_as_matmul, mixed_precision=flags.mixed_precision)
+    return model, tf.compat.v1.train.Saver(max_to_keep=5)
+
+
+def inference_session(flags, found_checkpoints):
+    """(session, FCN.build_predictor's predictor, the checkpoint restored or None) for evaluate, predict, export."""
+    weights, mean_pixel = vgg_for_inference(flags, found_checkpoints)
+    infer_size = flags.image_size if flags.infer_size is None else flags.infer_size
+    predictor = FCN.build_predictor(weights, mean_pixel, infer_size, flags.fc_width,
+                                    convs_as_matmul=flags.convs_as_matmul)
+    sess = session.make_session()
+    try:
+        checkpoint = restore(sess, predictor.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir,
+                             fresh="evaluating the untrained network (VGG weights and a random head)")
+    except BaseException:
+        sess.close()
+        raise
+    return sess, predictor, checkpoint
+
+
+def vgg_for_inference(flags, found_checkpoints):
+    """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes
+    from that checkpoint and the ImageNet mean pixel of the beta16 file, so a trained model needs no 510 MB file."""
+    vgg_file = downloads.local_path(flags.model_dir, flags.model_url)
+    if os.path.exists(vgg_file) or not found_checkpoints:
+        return FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels)
+    newest, saved_shapes = session.newest_listable(found_checkpoints)
+    print("No %s: VGG shapes from %s, ImageNet mean pixel %s" % (vgg_file, newest, matconvnet.IMAGENET_MEAN_PIXEL))
+    return FCN.vgg_shapes_from_checkpoint(saved_shapes), np.array(matconvnet.IMAGENET_MEAN_PIXEL)
+
+
+def restore(sess, pretrained, saver, found_checkpoints, logs_dir, fresh="starting from the VGG weights"):
+    """session.restore_or_initialize, saying what happens when there is no checkpoint."""
+    restored = session.restore_or_initialize(sess, pretrained, saver, found_checkpoints)
+    if restored is None:
+        print("No checkpoint in %s: %s" % (logs_dir, fresh))
+    return restored

@@ -1,0 +1,122 @@
+"""Sessions and checkpoints: make a session, restore the newest readable checkpoint, save, and stop on signals."""
+import contextlib
+import os
+import signal
+
+import tensorflow as tf
+
+import checkpoints
+
+
+class UnreadableCheckpoints(IOError):
+    """Checkpoints exist but none of them reads."""
+
+
+def make_session(xla=False):
+    """A session running one op at a time on all cores: oneDNN's kernels use every core by themselves,
+    so running two ops side by side only makes them fight over the caches."""
+    if "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", ""):  # lets xla auto-cluster on a CPU too
+        os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
+    config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1)
+    if xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
+    return tf.compat.v1.Session(config=config)
+
+
+def restore_or_initialize(sess, pretrained, saver, found_checkpoints):
+    """Restore the newest of found_checkpoints that reads whole, or, when there is none, start from the VGG
+    weights. Returns the path restored, or None.
+
+    Checkpoints that do not read are skipped with one line each; when none reads, UnreadableCheckpoints
+    (starting from the VGG weights would hide them). A checkpoint from the original (no global_step)
+    restores too; what it lacks starts fresh. `saver` takes over the list of earlier checkpoints."""
+    sess.run(tf.compat.v1.global_variables_initializer())
+    reasons = []
+    for newest in range(len(found_checkpoints) - 1, -1, -1):
+        path = found_checkpoints[newest]
+        try:
+            restore_checkpoint(sess, path)
+        except tf.errors.OpError as error:
+            reasons.append("%s: %s" % (os.path.basename(path), short_reason(error)))
+            print("Skipping checkpoint %s: it cannot be read (%s)" % (path, short_reason(error)))
+            continue
+        saver.recover_last_checkpoints(found_checkpoints[:newest + 1])
+        pretrained.release()
+        return path
+    if reasons:
+        raise _unreadable(found_checkpoints, reasons)
+    pretrained.load(sess)
+    pretrained.release()
+    return None
+
+
+def newest_listable(found_checkpoints):
+    """(path, {variable name: shape}) of the newest checkpoint whose index reads; UnreadableCheckpoints if none."""
+    reasons = []
+    for path in reversed(found_checkpoints):
+        try:
+            return path, dict(tf.train.list_variables(path))
+        except tf.errors.OpError as error:
+            reasons.append("%s: %s" % (os.path.basename(path), short_reason(error)))
+    raise _unreadable(found_checkpoints, reasons)
+
+
+def _unreadable(found_checkpoints, reasons):
+    return UnreadableCheckpoints("no readable checkpoint in %s (%s)"
+                                 % (os.path.dirname(found_checkpoints[0]) or ".", "; ".join(reasons)))
+
+
+def short_reason(error):
+    """The line of a TensorFlow error that says what is wrong, without the traceback of the op that failed."""
+    lines = [line.strip() for line in error.message.split("Original stack trace")[0].splitlines() if line.strip()]
+    nodes = [index for index, line in enumerate(lines) if line.startswith("Node: ")]
+    reason = lines[nodes[-1] + 1] if nodes and nodes[-1] + 1 < len(lines) else (lines or [type(error).__name__])[0]
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def restore_checkpoint(sess, checkpoint):
+    saved = dict(tf.train.list_variables(checkpoint))
+    variables = tf.compat.v1.global_variables()
+    present = [var for var in variables if var.op.name in saved]
+    fresh = [var.op.name for var in variables if var.op.name not in saved]
+    for var in present:
+        if list(saved[var.op.name]) != var.shape.as_list():
+            raise ValueError("%s holds %s with shape %s, the graph wants %s: check --fc_width and the VGG file."
+                             % (checkpoint, var.op.name, saved[var.op.name], var.shape.as_list()))
+    tf.compat.v1.train.Saver(present).restore(sess, checkpoint)
+    print("Model restored...", checkpoint)
+    if fresh:
+        print("Initialised fresh (not in the checkpoint): " + ", ".join(fresh))
+
+
+def save_checkpoint(sess, model, saver, logs_dir, step):
+    """Write model.ckpt-<step>; never with non-finite weights. A failed write is reported and training goes on:
+    TF writes the state file last, so the earlier checkpoints stay the ones listed."""
+    if not sess.run(model.weights_finite):
+        raise FloatingPointError("Step %d: the weights are no longer finite; nothing was saved, the newest checkpoint "
+                                 "in %s is the last good one. Lower --learning_rate and resume." % (step, logs_dir))
+    try:
+        return saver.save(sess, os.path.join(logs_dir, checkpoints.CHECKPOINT_NAME), global_step=step)
+    except (tf.errors.OpError, OSError) as error:
+        print("Could not save the checkpoint of step %d (%s); the earlier checkpoints in %s are kept."
+              % (step, getattr(error, "message", error), logs_dir))
+        return None
+
+
+@contextlib.contextmanager
+def stop_requests(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Within it, Ctrl-C or SIGTERM only appends the signal's name to the yielded list; a second one acts as usual."""
+    received = []
+    previous = {}
+
+    def request_stop(signum, frame):
+        received.append(signal.Signals(signum).name)
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
+    for signum in signals:
+        previous[signum] = signal.signal(signum, request_stop)
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,109 @@
+"""session.py: restoring the newest readable checkpoint, short reasons for those that do not read, finite saves,
+and stop requests from signals."""
+import collections
+import os
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import checkpoints
+import session
+
+
+class FakePretrained(object):
+    """Stands in for the VGG loader: records whether it was used."""
+
+    def __init__(self):
+        self.loaded = self.released = False
+
+    def load(self, sess):
+        self.loaded = True
+
+    def release(self):
+        self.released = True
+
+
+Tiny = collections.namedtuple("Tiny", ["variable", "weights_finite"])
+
+
+def tiny_graph():
+    variable = tf.Variable(tf.zeros([3, 4]), name="inference/W")
+    return Tiny(variable, tf.reduce_all(tf.math.is_finite(variable)))
+
+
+def save_steps(logs_dir, steps):
+    """Checkpoints of tiny_graph at these steps, the variable holding the step number."""
+    with tf.Graph().as_default():
+        tiny = tiny_graph()
+        saver = tf.compat.v1.train.Saver(max_to_keep=10)
+        with tf.compat.v1.Session() as sess:
+            for step in steps:
+                sess.run(tiny.variable.assign(tf.fill([3, 4], float(step))))
+                saver.save(sess, os.path.join(logs_dir, "model.ckpt"), global_step=step)
+
+
+def restore(logs_dir):
+    """(path restored, the variable's value, the FakePretrained) in a new graph."""
+    with tf.Graph().as_default():
+        tiny = tiny_graph()
+        pretrained = FakePretrained()
+        with tf.compat.v1.Session() as sess:
+            path = session.restore_or_initialize(sess, pretrained, tf.compat.v1.train.Saver(),
+                                                 checkpoints.list_checkpoints(logs_dir))
+            return path, sess.run(tiny.variable)[0, 0], pretrained
+
+
+def test_restores_the_newest_and_without_checkpoints_loads_the_pretrained_weights(tmp_path):
+    path, value, pretrained = restore(str(tmp_path))
+    assert path is None and pretrained.loaded and pretrained.released
+    save_steps(str(tmp_path), [1, 2])
+    path, value, pretrained = restore(str(tmp_path))
+    assert path.endswith("model.ckpt-2") and value == 2 and not pretrained.loaded and pretrained.released
+
+
+def test_skips_unreadable_ones_with_a_short_reason_and_raises_when_none_reads(tmp_path, capsys):
+    logs_dir = str(tmp_path)
+    save_steps(logs_dir, [1, 2])
+    open(os.path.join(logs_dir, "model.ckpt-2.index"), "wb").write(b"not an index" * 10)
+    path, value, _ = restore(logs_dir)
+    assert path.endswith("model.ckpt-1") and value == 1
+    assert capsys.readouterr().out.splitlines()[0] == ("Skipping checkpoint %s: it cannot be read (not an sstable "
+                                                        "(bad magic number))" % os.path.join(logs_dir, "model.ckpt-2"))
+    os.remove(os.path.join(logs_dir, "model.ckpt-1.data-00000-of-00001"))
+    with pytest.raises(session.UnreadableCheckpoints) as error:
+        restore(logs_dir)
+    assert str(error.value) == ("no readable checkpoint in %s (model.ckpt-2: not an sstable (bad magic number); "
+                                "model.ckpt-1: %s; No such file or directory)"
+                                % (logs_dir, os.path.join(logs_dir, "model.ckpt-1.data-00000-of-00001")))
+
+
+def test_newest_listable_gives_the_saved_shapes(tmp_path):
+    save_steps(str(tmp_path), [3])
+    path, shapes = session.newest_listable(checkpoints.list_checkpoints(str(tmp_path)))
+    assert path.endswith("model.ckpt-3") and shapes == {"inference/W": [3, 4]}
+    open(path + ".index", "wb").write(b"garbage" * 10)
+    with pytest.raises(session.UnreadableCheckpoints, match=r"model.ckpt-3: not an sstable"):
+        session.newest_listable([path])
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    with tf.Graph().as_default():
+        tiny = tiny_graph()
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            assert session.save_checkpoint(sess, tiny, saver, str(tmp_path), 1)
+            sess.run(tiny.variable.assign(tf.fill([3, 4], np.inf)))
+            with pytest.raises(FloatingPointError, match="Step 2: the weights are no longer finite"):
+                session.save_checkpoint(sess, tiny, saver, str(tmp_path), 2)
+    assert checkpoints.list_checkpoints(str(tmp_path)) == [os.path.join(str(tmp_path), "model.ckpt-1")]
+
+
+def test_a_signal_is_a_stop_request_once_then_acts_as_usual():
+    with session.stop_requests() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop == ["SIGTERM"]
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # a second one would end the process
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
