@@ -65,6 +65,9 @@ flags.DEFINE_string("data_url", scene_parsing.DATA_URL, "where to download ADECh
 flags.DEFINE_float("download_timeout", 60.0, "seconds a download may wait to connect, or for its next data",
                    lower_bound=0.001)
 flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7", lower_bound=1)
+flags.DEFINE_string("init_checkpoint", "",
+                    "train: when --logs_dir has no checkpoint yet, start from this one (or the newest in this folder): "
+                    "network variables of the same name and shape are restored, the rest start fresh, at step 0")
 flags.DEFINE_bool("transpose_vgg_kernels", True,
                   "swap the kernel's first two axes as the original did (keeps its checkpoints valid)")
 flags.DEFINE_integer("infer_size", None,
@@ -91,6 +94,10 @@ flags.register_validator("infer_size", lambda value: value is None or (value >= 
                          "--infer_size must be 0 or a positive multiple of 32")
 
 NUM_OF_CLASSESS = 151
+# What logs_dir/model.json records of the flags: those that shape the network (another value could not restore
+# its checkpoints), and those whose recorded value is the default of later runs.
+MODEL_SHAPE_FLAGS = ("fc_width",)
+MODEL_DEFAULT_FLAGS = ("image_size",)
 VGG_LAYERS = matconvnet.VGG19_LAYERS[:matconvnet.VGG19_LAYERS.index("relu5_4") + 1]  # the convolutional part
 
 
@@ -297,8 +304,24 @@ class UsageError(Exception):
     """A command line that cannot work; the message says why."""
 
 
+def apply_model_record(record, record_path):
+    """Flags not given on the command line take the values model.json recorded; a given one that shapes the
+    network differently than its checkpoints is an error."""
+    for name in MODEL_SHAPE_FLAGS + MODEL_DEFAULT_FLAGS:
+        if name not in record:
+            continue
+        if not FLAGS[name].present:
+            FLAGS[name].value = record[name]
+        elif name in MODEL_SHAPE_FLAGS and FLAGS[name].value != record[name]:
+            raise UsageError("%s records --%s=%s but the command line says %s: drop the flag, or pass another "
+                             "--logs_dir" % (record_path, name, record[name], FLAGS[name].value))
+
+
 def check_flags(found_checkpoints):
     """Refuse, before TensorFlow is loaded, what cannot work with these flags."""
+    if FLAGS.init_checkpoint and not checkpoints.resolve_checkpoint(FLAGS.init_checkpoint):
+        raise UsageError("--init_checkpoint=%s is neither a checkpoint (its .index file) nor a folder holding one"
+                         % FLAGS.init_checkpoint)
     if FLAGS.mode == "predict" and not FLAGS.input:
         raise UsageError("--mode=predict needs --input=<image file or folder>")
     if FLAGS.mode == "predict" and not os.path.exists(FLAGS.input):
@@ -326,9 +349,12 @@ def main(argv):
     """Check the flags and what they name, then load TensorFlow and run the mode. Returns the exit status."""
     del argv
     try:
+        record = checkpoints.read_model_record(FLAGS.logs_dir)
+        if record:
+            apply_model_record(record, os.path.join(FLAGS.logs_dir, checkpoints.MODEL_RECORD))
         found_checkpoints = checkpoints.list_checkpoints(FLAGS.logs_dir)
         check_flags(found_checkpoints)
-    except UsageError as error:
+    except (UsageError, ValueError) as error:
         sys.exit("FCN.py: error: %s" % error)
     console.import_tensorflow_quietly()
     tf.compat.v1.disable_eager_execution()

@@ -1,9 +1,11 @@
-"""What a logs_dir holds, read without TensorFlow: the checkpoint list and the training lock.
+"""What a logs_dir holds, read without TensorFlow: the checkpoint list, model.json and the training lock.
 
-So FCN.py can answer "nothing to export" or "another training runs here" before it loads TensorFlow.
+So FCN.py can answer "nothing to export" or "another training runs here", and know what model the
+checkpoints hold, before it loads TensorFlow.
 """
 import codecs
 import glob
+import json
 import os
 import re
 
@@ -16,6 +18,7 @@ except ImportError:  # Windows
 CHECKPOINT_NAME = "model.ckpt"
 STATE_FILE = "checkpoint"  # TensorFlow's list of the checkpoints it keeps
 LOCK_FILE = "training.lock"
+MODEL_RECORD = "model.json"  # what the checkpoints are: written when training starts, read by every mode
 
 
 def list_checkpoints(logs_dir):
@@ -47,6 +50,38 @@ def checkpoint_step(path):
     """The step in a model.ckpt-<step> path, -1 when it has none."""
     match = re.search(r"-(\d+)$", path)
     return int(match.group(1)) if match else -1
+
+
+def read_model_record(logs_dir):
+    """The dict of logs_dir/model.json, or None when there is none; ValueError when it does not read."""
+    path = os.path.join(logs_dir, MODEL_RECORD)
+    try:
+        with open(path) as record_file:
+            record = json.load(record_file)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise ValueError("%s cannot be read (%s): restore it from a backup, or delete it and pass the flags it "
+                         "held (--fc_width, ...)" % (path, error))
+    if not isinstance(record, dict):
+        raise ValueError("%s holds no model description: delete it and pass the flags it held" % path)
+    return record
+
+
+def write_model_record(logs_dir, record):
+    """Write logs_dir/model.json through a temporary file, so it is never half written."""
+    path = os.path.join(logs_dir, MODEL_RECORD)
+    with open(path + ".tmp", "w") as record_file:
+        json.dump(record, record_file, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def resolve_checkpoint(path):
+    """A checkpoint path from a checkpoint (model.ckpt-500) or a folder of them (its newest); None if neither."""
+    if os.path.isdir(path):
+        found = list_checkpoints(path)
+        return found[-1] if found else None
+    return path if os.path.exists(path + ".index") else None
 
 
 def remove_partial_saves(logs_dir):

@@ -105,15 +105,20 @@ def run_train(flags, found_checkpoints):
     os.makedirs(flags.logs_dir, exist_ok=True)
     with checkpoints.TrainingLock(flags.logs_dir):
         train_records, valid_records = list_data(flags)
-        model, saver = training_graph(flags)
+        model, saver, mean_pixel = training_graph(flags)
         options = reader_options(flags)
         with session.make_session(flags.xla) as sess, dataset.BatchDatset(train_records, options) as train_reader, \
                 dataset.BatchDatset(valid_records, options) as validation_reader:
             try:
-                restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir)
+                restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
+                        init_checkpoint=checkpoints.resolve_checkpoint(flags.init_checkpoint or ""))
             except session.UnreadableCheckpoints as error:
+                if not found_checkpoints:
+                    raise
                 raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
                                                     "out of %s to start afresh" % (error, flags.logs_dir))
+            if checkpoints.read_model_record(flags.logs_dir) is None:
+                checkpoints.write_model_record(flags.logs_dir, model_record(flags, mean_pixel))
             train_mode(sess, model, saver, train_reader, validation_reader, flags.logs_dir, flags.batch_size,
                        flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every)
 
@@ -137,7 +142,7 @@ def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_n
 
 def run_visualize(flags, found_checkpoints):
     _, valid_records = list_data(flags, required_splits=("validation",))
-    model, _ = training_graph(flags)
+    model, _, _ = training_graph(flags)
     os.makedirs(flags.logs_dir, exist_ok=True)
     with session.make_session(flags.xla) as sess, \
             dataset.BatchDatset(valid_records, reader_options(flags)) as validation_reader:
@@ -294,11 +299,11 @@ def reader_options(flags):
 
 
 def training_graph(flags):
-    """The training graph of FCN.build_model from the VGG file, and a Saver keeping 5 checkpoints."""
+    """The training graph of FCN.build_model from the VGG file, a Saver keeping 5 checkpoints, the mean pixel."""
     weights, mean_pixel = FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels)
     model = FCN.build_model(weights, mean_pixel, flags.learning_rate, flags.fc_width, debug=flags.debug,
                             convs_as_matmul=flags.convs_as_matmul, mixed_precision=flags.mixed_precision)
-    return model, tf.compat.v1.train.Saver(max_to_keep=5)
+    return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel
 
 
 def inference_session(flags, found_checkpoints):
@@ -324,13 +329,28 @@ def vgg_for_inference(flags, found_checkpoints):
     if os.path.exists(vgg_file) or not found_checkpoints:
         return FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels)
     newest, saved_shapes = session.newest_listable(found_checkpoints)
-    print("No %s: VGG shapes from %s, ImageNet mean pixel %s" % (vgg_file, newest, matconvnet.IMAGENET_MEAN_PIXEL))
-    return FCN.vgg_shapes_from_checkpoint(saved_shapes), np.array(matconvnet.IMAGENET_MEAN_PIXEL)
+    record = checkpoints.read_model_record(flags.logs_dir) or {}
+    mean_pixel = np.array(record.get("mean_pixel", matconvnet.IMAGENET_MEAN_PIXEL))
+    print("No %s: VGG shapes from %s, mean pixel %s" % (vgg_file, newest, mean_pixel))
+    return FCN.vgg_shapes_from_checkpoint(saved_shapes), mean_pixel
 
 
-def restore(sess, pretrained, saver, found_checkpoints, logs_dir, fresh="starting from the VGG weights"):
-    """session.restore_or_initialize, saying what happens when there is no checkpoint."""
-    restored = session.restore_or_initialize(sess, pretrained, saver, found_checkpoints)
-    if restored is None:
+def restore(sess, pretrained, saver, found_checkpoints, logs_dir, fresh="starting from the VGG weights",
+            init_checkpoint=None):
+    """session.restore_or_initialize, saying what happens when there is no checkpoint, or when logs_dir's own
+    checkpoint wins over init_checkpoint."""
+    if found_checkpoints and init_checkpoint:
+        print("Resuming from the checkpoints in %s: --init_checkpoint=%s is not used" % (logs_dir, init_checkpoint))
+        init_checkpoint = None
+    if not found_checkpoints:
         print("No checkpoint in %s: %s" % (logs_dir, fresh))
-    return restored
+    return session.restore_or_initialize(sess, pretrained, saver, found_checkpoints, init_checkpoint)
+
+
+def model_record(flags, mean_pixel):
+    """What logs_dir/model.json records: the dataset, the flags of FCN.MODEL_SHAPE_FLAGS and MODEL_DEFAULT_FLAGS,
+    and the mean pixel, so every mode rebuilds this network from its checkpoints alone."""
+    record = {"dataset": "ade20k", "num_classes": FCN.NUM_OF_CLASSESS,
+              "mean_pixel": [float(value) for value in mean_pixel]}
+    record.update((name, getattr(flags, name)) for name in FCN.MODEL_SHAPE_FLAGS + FCN.MODEL_DEFAULT_FLAGS)
+    return record

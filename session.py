@@ -23,9 +23,9 @@ def make_session(xla=False):
     return tf.compat.v1.Session(config=config)
 
 
-def restore_or_initialize(sess, pretrained, saver, found_checkpoints):
+def restore_or_initialize(sess, pretrained, saver, found_checkpoints, init_checkpoint=None):
     """Restore the newest of found_checkpoints that reads whole, or, when there is none, start from the VGG
-    weights. Returns the path restored, or None.
+    weights and then from init_checkpoint (see initialize_from). Returns the path restored, or None.
 
     Checkpoints that do not read are skipped with one line each; when none reads, UnreadableCheckpoints
     (starting from the VGG weights would hide them). A checkpoint from the original (no global_step)
@@ -47,7 +47,25 @@ def restore_or_initialize(sess, pretrained, saver, found_checkpoints):
         raise _unreadable(found_checkpoints, reasons)
     pretrained.load(sess)
     pretrained.release()
+    if init_checkpoint:
+        initialize_from(sess, init_checkpoint)
     return None
+
+
+def initialize_from(sess, checkpoint):
+    """Restore the trainable variables of the same name and shape as in `checkpoint` (another model's, e.g. of
+    another dataset); the others, the optimizer's state and the step count keep their fresh start."""
+    try:
+        saved = dict(tf.train.list_variables(checkpoint))
+        network = tf.compat.v1.trainable_variables()
+        same = [var for var in network if saved.get(var.op.name) == var.shape.as_list()]
+        if same:
+            tf.compat.v1.train.Saver(same).restore(sess, checkpoint)
+    except tf.errors.OpError as error:
+        raise UnreadableCheckpoints("--init_checkpoint %s cannot be read (%s)" % (checkpoint, short_reason(error)))
+    fresh = [var.op.name for var in network if var not in same]
+    print("Initialised %d of %d network variables from %s" % (len(same), len(network), checkpoint)
+          + ("; fresh (absent there, or of another shape): %s" % ", ".join(fresh) if fresh else ""))
 
 
 def newest_listable(found_checkpoints):

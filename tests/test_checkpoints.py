@@ -92,3 +92,23 @@ def test_the_lock_of_a_killed_process_is_taken_over(tmp_path, capsys):
         assert (tmp_path / checkpoints.LOCK_FILE).read_text() == "%d\n" % os.getpid()
     assert "Taking over %s from PID %d, which ended without releasing it" % (
         tmp_path / checkpoints.LOCK_FILE, holder.pid) in capsys.readouterr().out
+
+
+def test_model_record_round_trip_and_a_broken_one_says_what_to_do(tmp_path):
+    assert checkpoints.read_model_record(str(tmp_path)) is None
+    checkpoints.write_model_record(str(tmp_path), {"fc_width": 64, "dataset": "ade20k"})
+    assert checkpoints.read_model_record(str(tmp_path)) == {"fc_width": 64, "dataset": "ade20k"}
+    assert os.listdir(str(tmp_path)) == [checkpoints.MODEL_RECORD]
+    (tmp_path / checkpoints.MODEL_RECORD).write_text("{broken")
+    with pytest.raises(ValueError, match="model.json cannot be read .* delete it and pass the flags it held"):
+        checkpoints.read_model_record(str(tmp_path))
+
+
+def test_resolve_checkpoint_from_a_file_or_a_folder(tmp_path):
+    touch_checkpoint(str(tmp_path), "model.ckpt-3")
+    touch_checkpoint(str(tmp_path), "model.ckpt-12")
+    newest = os.path.join(str(tmp_path), "model.ckpt-12")
+    assert checkpoints.resolve_checkpoint(str(tmp_path)) == newest
+    assert checkpoints.resolve_checkpoint(os.path.join(str(tmp_path), "model.ckpt-3")).endswith("model.ckpt-3")
+    assert checkpoints.resolve_checkpoint(str(tmp_path / "model.ckpt-4")) is None
+    assert checkpoints.resolve_checkpoint(str(tmp_path / "empty_dir_missing")) is None

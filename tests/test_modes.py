@@ -589,3 +589,40 @@ def test_predict_skips_files_it_cannot_read_writes_the_others_and_exits_2(traine
     assert sorted(os.listdir(output_dir)) == sorted(stem + suffix for stem in sizes
                                                     for suffix in (".png", "_color.png", "_overlay.png"))
     assert "Predicted 4 of 7 images into %s; skipped 3: " % output_dir in result.stdout
+
+
+# ---------------------------------------------------------------- model.json and --init_checkpoint
+
+def test_training_records_the_model_and_later_modes_rebuild_it_from_that(trained_flags, run_fcn, tmp_path, capsys):
+    record = json.load(open(os.path.join(trained_flags["logs_dir"], checkpoints.MODEL_RECORD)))
+    assert record == {"dataset": "ade20k", "num_classes": 151, "fc_width": NARROW_FC, "image_size": 32,
+                      "mean_pixel": pytest.approx([123.68, 116.779, 103.939], rel=1e-5)}
+    photos = str(tmp_path / "photos")
+    write_mixed_images(photos)
+    bare = {"logs_dir": trained_flags["logs_dir"], "model_dir": str(tmp_path / "no_model"), "model_url": MODEL_URL}
+    assert run_fcn("predict", input=photos, **bare) == 0  # no --fc_width, --image_size nor VGG file
+    with pytest.raises(SystemExit, match=r"FCN.py: error: .*model.json records --fc_width=16 but the command line "
+                                         r"says 64: drop the flag, or pass another --logs_dir"):
+        run_fcn("predict", input=photos, fc_width=64, **bare)
+
+
+def test_init_checkpoint_starts_a_new_model_from_another_s_matching_variables(trained_flags, run_fcn, tmp_path, capsys):
+    capsys.readouterr()
+    wider = dict(trained_flags, logs_dir=str(tmp_path / "wider") + "/", fc_width=2 * NARROW_FC)
+    run_fcn("train", max_iteration=1, save_every=1, learning_rate=1e-30, init_checkpoint=trained_flags["logs_dir"],
+            **wider)
+    out = capsys.readouterr().out
+    source = checkpoints.list_checkpoints(trained_flags["logs_dir"])[-1]
+    assert ("Initialised 39 of 44 network variables from %s; fresh (absent there, or of another shape): inference/W6, "
+            "inference/b6, inference/W7, inference/b7, inference/W8" % source) in out
+    assert "Step: 0, Train_loss:" in out
+    new, old = (tf.train.load_checkpoint(path) for path in (wider["logs_dir"] + "model.ckpt-0", source))
+    np.testing.assert_array_equal(new.get_tensor("inference/W_t3"), old.get_tensor("inference/W_t3"))
+    assert new.get_tensor("global_step") == 1
+
+    run_fcn("train", max_iteration=2, save_every=1, init_checkpoint=source, **wider)  # its own checkpoint wins
+    out = capsys.readouterr().out
+    assert "Resuming from the checkpoints in %s: --init_checkpoint=%s is not used" % (wider["logs_dir"], source) in out
+    assert "Step: 1, Train_loss:" in out
+    with pytest.raises(SystemExit, match="--init_checkpoint=%s is neither a checkpoint" % (tmp_path / "nothing")):
+        run_fcn("train", init_checkpoint=str(tmp_path / "nothing"), **wider)
