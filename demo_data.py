@@ -148,7 +148,7 @@ def main():
     parser.add_argument("--fc_width", type=int, default=64)
     args = parser.parse_args()
     widths = tuple(int(width) for width in args.widths.split(","))
-    mat = write_vgg_mat(os.path.join(args.out_dir, "Model_zoo", "imagenet-vgg-verydeep-19.mat"), widths, args.fc_width)
+    mat = write_vgg_mat(os.path.join(args.out_dir, "Model_zoo", matconvnet.MODEL_FILE), widths, args.fc_width)
     data = write_scene_dataset(os.path.join(args.out_dir, "Data_zoo", "MIT_SceneParsing"),
                                args.num_training, args.num_validation)
     print("Wrote %s and %s" % (mat, data))

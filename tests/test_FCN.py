@@ -120,7 +120,7 @@ import tensorflow as tf
 sys.path.insert(0, sys.argv[1])
 import FCN, modes, session
 tf.compat.v1.disable_eager_execution()
-weights, mean_pixel = FCN.load_vgg(sys.argv[2], "file:///imagenet-vgg-verydeep-19.mat")
+weights, mean_pixel = FCN.load_vgg(sys.argv[2], sys.argv[3])
 model = FCN.build_model(weights, mean_pixel, fc_width=8)
 with session.make_session(xla=True) as sess:
     sess.run(tf.compat.v1.global_variables_initializer())
@@ -138,7 +138,7 @@ print("_XlaRun" in kernels, np.isfinite(loss))
 @pytest.mark.slow
 def test_xla_compiles_the_training_step(vgg_mat):
     """In a new process: the XLA flags make_session sets are read once, by the first session of a process."""
-    result = subprocess.run([sys.executable, "-c", XLA_STEP, PROJECT_DIR, vgg_mat], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", XLA_STEP, PROJECT_DIR, vgg_mat, MODEL_URL], capture_output=True, text=True,
                             timeout=300)
     assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]
 
