@@ -69,7 +69,8 @@ flags.DEFINE_float("download_timeout", 60.0, "seconds a download may wait to con
 flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7", lower_bound=1)
 flags.DEFINE_string("init_checkpoint", "",
                     "train: when --logs_dir has no checkpoint yet, start from this one (or the newest in this folder): "
-                    "network variables of the same name and shape are restored, the rest start fresh, at step 0")
+                    "network variables of the same name and shape are restored, the rest start fresh, at step 0. "
+                    "evaluate: without a checkpoint in --logs_dir, score that starting point")
 flags.DEFINE_bool("transpose_vgg_kernels", True,
                   "swap the kernel's first two axes as the original did (keeps its checkpoints valid)")
 flags.DEFINE_integer("infer_size", None,

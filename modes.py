@@ -367,8 +367,9 @@ def inference_session(flags, found_checkpoints, classes):
     init_checkpoint = checkpoints.resolve_checkpoint(flags.init_checkpoint or "")
     try:
         checkpoint = restore(sess, predictor.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir,
-                             fresh="evaluating the untrained network (VGG weights and %s)"
-                             % ("the matching variables of --init_checkpoint" if init_checkpoint else "a random head"),
+                             fresh="evaluating the network training would start from (the matching variables of "
+                             "--init_checkpoint)" if init_checkpoint else
+                             "evaluating the untrained network (VGG weights and a random head)",
                              init_checkpoint=init_checkpoint)
     except BaseException:
         sess.close()

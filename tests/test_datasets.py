@@ -311,7 +311,8 @@ def test_fine_tuning_voc_from_an_ade20k_model_and_a_checkpoint_of_another_class_
     fresh = dict(flags, logs_dir=str(tmp_path / "fine_tuned") + "/")
     run_fcn("evaluate", init_checkpoint=trained_logs, **fresh)
     out = capsys.readouterr().out
-    assert "evaluating the untrained network (VGG weights and the matching variables of --init_checkpoint)" in out
+    assert "evaluating the network training would start from (the matching variables of --init_checkpoint)" in out
+    assert "Initialised 39 of 44 network variables from %s" % checkpoints.list_checkpoints(trained_logs)[-1] in out
     run_fcn("train", max_iteration=1, save_every=5, init_checkpoint=trained_logs, **fresh)
     out = capsys.readouterr().out
     assert ("Initialised 39 of 44 network variables from %s; fresh (absent there, or of another shape): "
