@@ -349,7 +349,7 @@ def apply_model_record(record, record_path):
 
 def check_flags(found_checkpoints):
     """Refuse, before TensorFlow is loaded, what cannot work with these flags."""
-    check_dataset_flags()
+    datasets.check_options(FLAGS.dataset, {name: FLAGS[name].value for name in ("sbd_dir", "train_list", "val_list")})
     if FLAGS.init_checkpoint and not checkpoints.resolve_checkpoint(FLAGS.init_checkpoint):
         raise UsageError("--init_checkpoint=%s is neither a checkpoint (its .index file) nor a folder holding one"
                          % FLAGS.init_checkpoint)
@@ -366,16 +366,6 @@ def check_flags(found_checkpoints):
         raise UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % export_dir)
     if FLAGS.mode in ("predict", "export") and not found_checkpoints:
         raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir" % (FLAGS.logs_dir, FLAGS.mode))
-
-
-def check_dataset_flags():
-    """The flags of one dataset are refused with another (--dataset may come from model.json)."""
-    for name, dataset in (("sbd_dir", "voc"), ("train_list", "folder"), ("val_list", "folder")):
-        if FLAGS[name].value and FLAGS.dataset != dataset:
-            raise UsageError("--%s is for --dataset=%s, not %s" % (name, dataset, FLAGS.dataset))
-    for name in ("sbd_dir", "train_list", "val_list"):
-        if FLAGS[name].value and not os.path.exists(FLAGS[name].value):
-            raise UsageError("--%s=%s does not exist" % (name, FLAGS[name].value))
 
 
 def parse_flags(argv):

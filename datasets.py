@@ -30,11 +30,21 @@ VOC_IGNORE_LABEL = 255
 CLASS_NAMES_FILE = "classes.txt"  # one name per line, line k = class k
 CLASS_COLORS_FILE = "classes.csv"  # name,r,g,b per line, line k = class k: colour masks
 ARRAY_PREFIXES = {"training": "train", "validation": "validation"}
+OPTION_DATASETS = {"sbd_dir": "voc", "train_list": "folder", "val_list": "folder"}  # the one dataset each is for
 
 # Where the pairs are: what the listings read besides the split (from the flags of the same names).
 Source = collections.namedtuple("Source", ["data_dir", "data_url", "timeout", "sbd_dir", "train_list", "val_list"])
 # What a model's classes are: their count, names, colours (uint8 (num_classes, 3)), and the ignore label or None.
 Classes = collections.namedtuple("Classes", ["num_classes", "class_names", "palette", "ignore_label"])
+
+
+def check_options(dataset, options):
+    """ValueError for a dataset option ({flag name: value}) given to another dataset, or naming nothing."""
+    for name, value in options.items():
+        if value and OPTION_DATASETS[name] != dataset:
+            raise ValueError("--%s is for --dataset=%s, not %s" % (name, OPTION_DATASETS[name], dataset))
+        if value and not os.path.exists(value):
+            raise ValueError("--%s=%s does not exist" % (name, value))
 
 
 def list_pairs(dataset, source, required_splits=SPLITS):

@@ -324,21 +324,12 @@ def model_classes(flags, found_checkpoints):
     ignore_label = datasets.default_ignore_label(flags.dataset, flags.ignore_label)
     classes = (datasets.classes_from_record(record, ignore_label)
                or datasets.describe(flags.dataset, data_source(flags), flags.num_classes, ignore_label))
-    saved = checkpoint_class_count(found_checkpoints)
-    if saved not in (None, classes.num_classes):
+    saved_shape = session.checkpoint_variable_shape(found_checkpoints, FCN.CLASS_SCORE_BIAS)
+    if saved_shape and saved_shape[-1] != classes.num_classes:
         raise ValueError("%s is a model of %d classes, but this run builds %d (from model.json, --num_classes or the "
                          "dataset): pass --num_classes=%d and the --dataset it was trained on, or another --logs_dir"
-                         % (found_checkpoints[-1], saved, classes.num_classes, saved))
+                         % (found_checkpoints[-1], saved_shape[-1], classes.num_classes, saved_shape[-1]))
     return classes
-
-
-def checkpoint_class_count(found_checkpoints):
-    """The class count of the newest listable checkpoint, or None (no checkpoint, or none lists: restore says why)."""
-    try:
-        _, saved = session.newest_listable(found_checkpoints) if found_checkpoints else (None, {})
-    except session.UnreadableCheckpoints:
-        return None
-    return saved[FCN.CLASS_SCORE_BIAS][-1] if FCN.CLASS_SCORE_BIAS in saved else None
 
 
 def reader_options(flags, classes):
