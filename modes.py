@@ -166,11 +166,13 @@ def network_predictions(sess, predictor, records, options):
     cannot be used (see BatchDatsetReader.load_pair with `options`) is skipped with a line."""
     for record in records:
         try:
-            image, annotation, _ = dataset.load_pair(record, None, options["num_classes"], options["ignore_label"],
-                                                     options["label_colors"])
+            image, annotation, warning = dataset.load_pair(record, None, options["num_classes"],
+                                                           options["ignore_label"], options["label_colors"])
         except dataset.BadPairError as error:
             print("Skipping %s: %s" % (error.path, error.reason))
             continue
+        if warning:
+            print(warning)
         yield annotation[..., 0], predict_labels(sess, predictor, image)
 
 
