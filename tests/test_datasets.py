@@ -266,6 +266,20 @@ def test_each_layout_trains_evaluates_predicts_and_exports(kind, vgg_mat, tmp_pa
         np.testing.assert_array_equal(imageio.imread(path), palette[labels])
     run_fcn("export", export_dir=str(tmp_path / "exported"), **no_vgg)
     assert probabilities_depth(str(tmp_path / "exported")) == num_classes
+    run_fcn("visualize", **dict(no_vgg, model_dir=vgg_mat), **on_data)
+    assert os.path.exists(os.path.join(logs_dir, "compare_6.png"))
+
+
+@pytest.mark.slow
+def test_tensorboard_pictures_of_a_voc_model_use_voc_colours(voc_logs):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    accumulator = event_accumulator.EventAccumulator(os.path.join(voc_logs[1], "validation"),
+                                                     size_guidance={event_accumulator.IMAGES: 0}).Reload()
+    picture = imageio.imread(accumulator.Images("ground_truth/image/0")[-1].encoded_image_string)
+    colours = {tuple(color) for color in picture.reshape(-1, picture.shape[-1])[:, :3]}
+    assert (224, 224, 192) in colours  # the 255 borders, in the devkit's colour
+    assert colours <= {tuple(color) for color in datasets.voc_palette()}
 
 
 @pytest.fixture(scope="module")
@@ -345,6 +359,7 @@ def test_voc_with_sbd_through_real_processes(vgg_mat, tmp_path):
     assert len(glob.glob(str(tmp_path / "logs" / "predictions" / "*_color.png"))) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("member", ["../escape.txt", "/tmp/escape_from_voc.txt"])
 def test_a_voc_tar_with_a_member_outside_its_folder_is_refused(tmp_path, member):
     data_dir = tmp_path / "data"
