@@ -19,7 +19,6 @@ from BatchDatsetReader import DataError
 import downloads
 import read_MITSceneParsingData as scene_parsing
 
-NAMES = ("ade20k", "voc", "folder", "arrays")
 SPLITS = scene_parsing.SPLITS
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
 VOC_ROOT = os.path.join("VOCdevkit", "VOC2012")
@@ -49,15 +48,13 @@ def check_options(dataset, options):
 
 def list_pairs(dataset, source, required_splits=SPLITS):
     """(training records, validation records) of the dataset; a required split without pairs is a DataError."""
-    lister = {"ade20k": _list_ade20k, "voc": list_voc, "folder": list_folder, "arrays": list_arrays}[dataset]
-    return lister(source, required_splits)
+    return DATASETS[dataset].list_pairs(source, required_splits)
 
 
 def describe(dataset, source, num_classes=None, ignore_label=None):
     """The Classes of a new model on this dataset: its own classes, or num_classes of them when given."""
     ignore_label = default_ignore_label(dataset, ignore_label)
-    names, palette = {"ade20k": _ade20k_classes, "voc": _voc_classes, "folder": _folder_classes,
-                      "arrays": _arrays_classes}[dataset](source, num_classes, ignore_label)
+    names, palette = DATASETS[dataset].classes(source, num_classes, ignore_label)
     count = num_classes or len(names)
     names = list(names[:count]) + ["class %d" % index for index in range(len(names), count)]
     palette = np.concatenate([palette[:count], voc_palette(count)[len(palette):]]).astype(np.uint8)
@@ -66,15 +63,13 @@ def describe(dataset, source, num_classes=None, ignore_label=None):
 
 def default_ignore_label(dataset, ignore_label=None):
     """--ignore_label, or the dataset's own (VOC: 255; the others have none)."""
-    if ignore_label is not None:
-        return ignore_label
-    return VOC_IGNORE_LABEL if dataset == "voc" else None
+    return DATASETS[dataset].ignore_label if ignore_label is None else ignore_label
 
 
 def unscored_class(dataset, classes):
     """The class the scores leave out (metrics.py): ADE20K's 0; elsewhere the ignore label, when it is a class."""
-    if dataset == "ade20k":
-        return 0
+    if DATASETS[dataset].unscored_class is not None:
+        return DATASETS[dataset].unscored_class
     ignore_label = classes.ignore_label
     return ignore_label if ignore_label is not None and ignore_label < classes.num_classes else None
 
@@ -371,3 +366,12 @@ def _require_pairs(records, split, required_splits, where):
     if split in required_splits and not records:
         raise DataError("No image/annotation pairs in the %s split: expected them in %s. Check --data_dir and "
                         "--dataset." % (split, where))
+
+
+# Per dataset: its listing, its classes (names, colours), its own ignore label, the class its scores leave out.
+Dataset = collections.namedtuple("Dataset", ["list_pairs", "classes", "ignore_label", "unscored_class"])
+DATASETS = {"ade20k": Dataset(_list_ade20k, _ade20k_classes, None, 0),
+            "voc": Dataset(list_voc, _voc_classes, VOC_IGNORE_LABEL, None),
+            "folder": Dataset(list_folder, _folder_classes, None, None),
+            "arrays": Dataset(list_arrays, _arrays_classes, None, None)}
+NAMES = tuple(DATASETS)

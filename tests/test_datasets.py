@@ -6,6 +6,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 
 import imageio.v2 as imageio
@@ -375,3 +377,10 @@ def test_a_voc_tar_with_a_member_outside_its_folder_is_refused(tmp_path, member)
         "Use an archive from the official source." % (data_dir / "VOCtrainval_11-May-2012.tar", member)]
     assert os.listdir(str(data_dir)) == ["VOCtrainval_11-May-2012.tar"]
     assert not os.path.exists(str(tmp_path / "escape.txt")) and not os.path.exists("/tmp/escape_from_voc.txt")
+
+
+def test_listing_any_dataset_does_not_load_tensorflow():
+    code = "import sys, datasets, demo_data; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=os.path.dirname(datasets.__file__))
+    assert result.stdout.strip() == "False", result.stderr
