@@ -596,7 +596,9 @@ def test_predict_skips_files_it_cannot_read_writes_the_others_and_exits_2(traine
 def test_training_records_the_model_and_later_modes_rebuild_it_from_that(trained_flags, run_fcn, tmp_path, capsys):
     record = json.load(open(os.path.join(trained_flags["logs_dir"], checkpoints.MODEL_RECORD)))
     assert record == {"dataset": "ade20k", "num_classes": 151, "fc_width": NARROW_FC, "image_size": 32,
-                      "mean_pixel": pytest.approx(matconvnet.IMAGENET_MEAN_PIXEL, rel=1e-5)}
+                      "mean_pixel": pytest.approx(matconvnet.IMAGENET_MEAN_PIXEL, rel=1e-5), "ignore_label": None,
+                      "class_names": scene_parsing.ade20k_class_names(),
+                      "palette": scene_parsing.ade20k_palette().tolist()}
     photos = str(tmp_path / "photos")
     write_mixed_images(photos)
     bare = {"logs_dir": trained_flags["logs_dir"], "model_dir": str(tmp_path / "no_model"), "model_url": MODEL_URL}
