@@ -336,10 +336,10 @@ def training_reader_options(flags, mean_pixel):
     return options
 
 
-def load_vgg(flags):
-    """FCN.load_vgg as the flags say; the paper's heads take fc6 and fc7 too."""
+def load_vgg(flags, with_fc=True):
+    """FCN.load_vgg as the flags say; the paper's heads take fc6 and fc7 too, unless with_fc is False."""
     return FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels,
-                        fc_width=flags.fc_width if flags.head in FCN.PAPER_HEADS else None)
+                        fc_width=flags.fc_width if with_fc and flags.head in FCN.PAPER_HEADS else None)
 
 
 def training_graph(flags):
@@ -373,7 +373,7 @@ def vgg_for_inference(flags, found_checkpoints):
     from that checkpoint and the ImageNet mean pixel of the beta16 file, so a trained model needs no 510 MB file."""
     vgg_file = downloads.local_path(flags.model_dir, flags.model_url)
     if os.path.exists(vgg_file) or not found_checkpoints:
-        return load_vgg(flags)
+        return load_vgg(flags, with_fc=not found_checkpoints)  # a checkpoint brings conv6 and conv7
     newest, saved_shapes = session.newest_listable(found_checkpoints)
     record = checkpoints.read_model_record(flags.logs_dir) or {}
     mean_pixel = np.array(record.get("mean_pixel", matconvnet.IMAGENET_MEAN_PIXEL))

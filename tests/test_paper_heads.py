@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 import scipy.io
@@ -188,7 +189,10 @@ def test_each_head_trains_evaluates_predicts_and_exports(head, fcn_flags, run_fc
     assert json.load(open(os.path.join(logs_dir, "metrics.json")))["num_images"] == 4
     photo = os.path.join(fcn_flags["data_dir"], "ADEChallengeData2016", "images", "validation", "ADE_val_00000001.jpg")
     assert run_fcn("predict", input=photo, output_dir=str(tmp_path / "out"), **fcn_flags) == 0
-    assert os.path.exists(str(tmp_path / "out" / "ADE_val_00000001_color.png"))
+    without_file = dict(fcn_flags, model_dir=str(tmp_path / "no_model"))
+    assert run_fcn("predict", input=photo, output_dir=str(tmp_path / "bare"), **without_file) == 0
+    np.testing.assert_array_equal(imageio.imread(str(tmp_path / "out" / "ADE_val_00000001.png")),
+                                  imageio.imread(str(tmp_path / "bare" / "ADE_val_00000001.png")))
     run_fcn("export", export_dir=str(tmp_path / "exported"), **fcn_flags)
     loaded = subprocess.run([sys.executable, "-c", LOAD_EXPORTED, str(tmp_path / "exported")], capture_output=True,
                             text=True, timeout=300)
