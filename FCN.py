@@ -52,7 +52,7 @@ flags.DEFINE_integer("batch_size", 2, "batch size for training (and the number o
                      lower_bound=1)
 flags.DEFINE_string("logs_dir", "logs/", "path to logs directory (checkpoints, TensorBoard, pictures)")
 flags.DEFINE_string("data_dir", "Data_zoo/MIT_SceneParsing/", "path to dataset")
-flags.DEFINE_float("learning_rate", 1e-4, "Learning rate for Adam Optimizer (> 0)")
+flags.DEFINE_float("learning_rate", 1e-4, "Learning rate of --optimizer (> 0)")
 flags.DEFINE_string("model_dir", "Model_zoo/", "Path to vgg model mat")
 flags.DEFINE_bool("debug", False, "Debug mode: activation and gradient histograms in TensorBoard")
 flags.DEFINE_enum("mode", "train", list(MODE_HELP), "Mode: " + "; ".join("%s: %s" % item for item in MODE_HELP.items()))
@@ -112,7 +112,8 @@ flags.DEFINE_float("weight_decay", 0.0, "L2 penalty on every trainable convoluti
 flags.DEFINE_bool("augment", False, "train: random mirror, scale (--scale_range) and crop to --image_size of each "
                   "training pair (evaluate, predict and visualize never augment)")
 flags.DEFINE_list("scale_range", ["0.5", "2.0"], "--augment: smallest and largest random scale")
-flags.DEFINE_integer("seed", None, "train: seed of the initial weights, dropout, epoch order and augmentation")
+flags.DEFINE_integer("seed", None, "train: seed of the initial weights, dropout, epoch order and augmentation",
+                     lower_bound=0)
 flags.DEFINE_integer("val_images", 100, "train: pixel accuracy and mean IoU over the first N validation images at "
                      "each validation point (all of them if fewer; 0: none)", lower_bound=0)
 flags.register_validator("momentum", lambda value: 0 <= value < 1, "--momentum must be in [0, 1)")
