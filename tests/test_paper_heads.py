@@ -15,7 +15,7 @@ import checkpoints
 import FCN
 import paper_heads
 import session
-from conftest import MODEL_URL, NARROW_FC
+from conftest import MODEL_URL, NARROW_FC, command_flags, fcn_command
 
 HEADS = ("fcn32s", "fcn16s", "fcn8s")
 IMAGE_SHAPE = (2, 64, 96, 3)
@@ -175,9 +175,10 @@ print(outputs["labels"].shape, outputs["probabilities"].shape)
 @pytest.mark.parametrize("head", HEADS)
 def test_each_head_trains_evaluates_predicts_and_exports(head, fcn_flags, run_fcn, tmp_path, capsys):
     logs_dir = fcn_flags["logs_dir"]
-    run_fcn("train", max_iteration=2, save_every=10, head=head, **fcn_flags)
-    out = capsys.readouterr().out
-    assert "Step: 1, Train_loss:" in out and "fresh" not in out
+    trained = fcn_command("--mode=train", "--max_iteration=2", "--save_every=10", "--head=" + head,
+                          *command_flags(fcn_flags))  # a process of its own: the real command line
+    assert trained.returncode == 0 and trained.stderr == "", trained.stderr[-2000:]
+    assert "Step: 1, Train_loss:" in trained.stdout and "fresh" not in trained.stdout
     record = checkpoints.read_model_record(logs_dir)
     assert (record["head"], record["transpose_vgg_kernels"], record["learn_upsampling"]) == (head, False, True)
     saved = dict(tf.train.list_variables(tf.train.latest_checkpoint(logs_dir)))
