@@ -198,7 +198,7 @@ def _read_slots(tasks, load):
             return
         try:
             if not slot.cancelled:
-                slot.pair = load(slot.index)
+                slot.pair = load(slot.index, slot.epoch)
         except Exception as error:  # handed to the caller, which reports or raises it
             slot.error = error
         finally:
@@ -212,7 +212,8 @@ class BatchDatset(object):
         image_options: {'resize': bool, 'resize_size': int} resize to a square of that size;
         'num_classes': labels must lie in 0..num_classes-1 or be 'ignore_label'; 'label_colors': (K, 3) colours
         of classes 0..K-1 in RGB annotations; 'max_bad_fraction' (0.01): stop with a DataError once more than
-        this fraction of the pairs turned out bad."""
+        this fraction of the pairs turned out bad; 'augment': called on each pair read, as
+        augment(image, annotation, (index, epoch), pad label) (see augment.Augmentation)."""
         self.files = records_list
         self.image_options = image_options or {}
         self.batch_offset = 0
@@ -228,10 +229,15 @@ class BatchDatset(object):
         for thread in self._threads:
             thread.start()
 
-    def _load(self, index):
+    def _load(self, index, epoch=0):
         resize_size = int(self.image_options["resize_size"]) if self.image_options.get("resize") else None
-        return load_pair(self.files[index], resize_size, self.image_options.get("num_classes"),
-                         self.image_options.get("ignore_label"), self.image_options.get("label_colors"))
+        image, annotation, warning = load_pair(self.files[index], resize_size, self.image_options.get("num_classes"),
+                                               self.image_options.get("ignore_label"),
+                                               self.image_options.get("label_colors"))
+        augment = self.image_options.get("augment")
+        if augment:  # labels are padded with the ignore label, or 0 where there is none
+            image, annotation = augment(image, annotation, (index, epoch), self.image_options.get("ignore_label") or 0)
+        return image, annotation, warning
 
     def _submit(self, index, epoch=0, order=None, position=0):
         slot = _Slot(index, epoch, order, position)

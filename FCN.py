@@ -15,9 +15,11 @@ import numpy as np
 if __name__ == "__main__":
     sys.modules.setdefault("FCN", sys.modules["__main__"])  # modes.py imports FCN: let it find this module
 
+import augment
 import checkpoints
 import console
 import datasets
+import downloads
 import matconvnet
 import read_MITSceneParsingData as scene_parsing
 
@@ -36,6 +38,7 @@ def _lazy_import(name):
 
 tf = _lazy_import("tensorflow")
 utils = _lazy_import("TensorflowUtils")
+paper_heads = _lazy_import("paper_heads")
 
 MODE_HELP = {
     "train": "train, resuming from the newest checkpoint in --logs_dir",
@@ -50,7 +53,7 @@ flags.DEFINE_integer("batch_size", 2, "batch size for training (and the number o
                      lower_bound=1)
 flags.DEFINE_string("logs_dir", "logs/", "path to logs directory (checkpoints, TensorBoard, pictures)")
 flags.DEFINE_string("data_dir", "Data_zoo/MIT_SceneParsing/", "path to dataset")
-flags.DEFINE_float("learning_rate", 1e-4, "Learning rate for Adam Optimizer (> 0)")
+flags.DEFINE_float("learning_rate", 1e-4, "Learning rate of --optimizer (> 0)")
 flags.DEFINE_string("model_dir", "Model_zoo/", "Path to vgg model mat")
 flags.DEFINE_bool("debug", False, "Debug mode: activation and gradient histograms in TensorBoard")
 flags.DEFINE_enum("mode", "train", list(MODE_HELP), "Mode: " + "; ".join("%s: %s" % item for item in MODE_HELP.items()))
@@ -71,8 +74,9 @@ flags.DEFINE_string("init_checkpoint", "",
                     "train: when --logs_dir has no checkpoint yet, start from this one (or the newest in this folder): "
                     "network variables of the same name and shape are restored, the rest start fresh, at step 0. "
                     "evaluate: without a checkpoint in --logs_dir, score that starting point")
-flags.DEFINE_bool("transpose_vgg_kernels", True,
-                  "swap the kernel's first two axes as the original did (keeps its checkpoints valid)")
+flags.DEFINE_bool("transpose_vgg_kernels", None,
+                  "swap the kernel's first two axes as the original did (keeps its checkpoints valid). Default: "
+                  "True for --head=original, False for the paper's heads (the file stores height, width, in, out)")
 flags.DEFINE_integer("infer_size", None,
                      "evaluate/predict/export: the net sees each image resized to this square (nearest, as in "
                      "training) and its class scores are resized back (bilinear); 0 = the native size, padded to "
@@ -96,12 +100,36 @@ flags.register_validator("image_size", lambda value: value % 32 == 0, "--image_s
 flags.register_validator("infer_size", lambda value: value is None or (value >= 0 and value % 32 == 0),
                          "--infer_size must be 0 or a positive multiple of 32")
 
+# ---------------------------------------------------------------- flags of the paper's FCNs (issue 10)
+PAPER_HEADS = ("fcn32s", "fcn16s", "fcn8s")
+flags.DEFINE_enum("head", "original", ("original",) + PAPER_HEADS,
+                  "original: the original's head (average pooling, skips in feature space); fcn32s, fcn16s, fcn8s: "
+                  "the paper's (max pooling, conv6/conv7 from the .mat's fc6/fc7, skips summed as class scores, "
+                  "bilinear upsampling)")
+flags.DEFINE_bool("learn_upsampling", True, "paper heads: upscore2 and upscore_pool4 start bilinear and learn; "
+                  "false keeps them bilinear (as the reference Caffe code)")
+flags.DEFINE_enum("optimizer", "adam", ("adam", "momentum"), "adam (as the original) or SGD with --momentum")
+flags.DEFINE_float("momentum", 0.9, "momentum of --optimizer=momentum, in [0, 1)")
+flags.DEFINE_float("weight_decay", 0.0, "L2 penalty on every trainable convolution kernel (not the biases)",
+                   lower_bound=0)
+flags.DEFINE_bool("augment", False, "train: random mirror, scale (--scale_range) and crop to --image_size of each "
+                  "training pair (evaluate, predict and visualize never augment)")
+flags.DEFINE_list("scale_range", ["0.5", "2.0"], "--augment: smallest and largest random scale")
+flags.DEFINE_integer("seed", None, "train: seed of the initial weights, dropout, epoch order and augmentation",
+                     lower_bound=0)
+flags.DEFINE_integer("val_images", 100, "train: pixel accuracy and mean IoU over the first N validation images at "
+                     "each validation point (all of them if fewer; 0: none)", lower_bound=0)
+flags.register_validator("momentum", lambda value: 0 <= value < 1, "--momentum must be in [0, 1)")
+flags.register_validator("scale_range", lambda value: augment.scale_range(value) is not None,
+                         "--scale_range must be two numbers 0 < smallest <= largest, e.g. 0.5,2.0")
+
 NUM_OF_CLASSESS = 151
 # What logs_dir/model.json records of the flags: those that shape the network (another value could not restore
 # its checkpoints), and those whose recorded value is the default of later runs.
-MODEL_SHAPE_FLAGS = ("fc_width",)
-MODEL_DEFAULT_FLAGS = ("image_size",)
+MODEL_SHAPE_FLAGS = ("fc_width", "head")
+MODEL_DEFAULT_FLAGS = ("image_size", "transpose_vgg_kernels", "learn_upsampling")
 VGG_LAYERS = matconvnet.VGG19_LAYERS[:matconvnet.VGG19_LAYERS.index("relu5_4") + 1]  # the convolutional part
+FC_LAYERS = ("fc6", "fc7")  # the paper's heads start conv6 and conv7 from them
 
 # ---------------------------------------------------------------- your own data (issue 9): dataset, classes, ignore label
 flags.DEFINE_enum("dataset", "ade20k", list(datasets.NAMES),
@@ -125,9 +153,17 @@ CLASS_SCORE_BIAS = "inference/b8"  # the checkpoint variable whose length is the
 
 # ---------------------------------------------------------------- the network
 
-def load_vgg(model_dir, model_url, transpose_kernels=True):
-    """VGG19 conv weights {name: (kernel, bias)} and the RGB mean pixel from the MatConvNet file."""
-    weights, mean_pixel = matconvnet.vgg_weights_and_mean(matconvnet.get_model_data(model_dir, model_url), VGG_LAYERS)
+def load_vgg(model_dir, model_url, transpose_kernels=True, fc_width=None):
+    """VGG19 conv weights {name: (kernel, bias)} and the RGB mean pixel from the MatConvNet file.
+
+    With fc_width, also fc6 and fc7 as conv kernels (7x7 and 1x1) when they are fc_width wide; otherwise a line
+    says conv6 and conv7 start at random."""
+    model_data = matconvnet.get_model_data(model_dir, model_url)
+    weights, mean_pixel = matconvnet.vgg_weights_and_mean(model_data, VGG_LAYERS + (FC_LAYERS if fc_width else ()))
+    if fc_width and weights["fc6"][0].shape[-1] != fc_width:
+        print("conv6 and conv7 start at random: --fc_width=%d is not the width %d of fc6 and fc7 in %s"
+              % (fc_width, weights["fc6"][0].shape[-1], downloads.local_path(model_dir, model_url)))
+        weights = {name: pair for name, pair in weights.items() if name not in FC_LAYERS}
     if transpose_kernels:
         weights = {name: (np.transpose(kernel, (1, 0, 2, 3)), bias) for name, (kernel, bias) in weights.items()}
     return weights, mean_pixel
@@ -140,8 +176,9 @@ def vgg_shapes_from_checkpoint(saved):
             for name in VGG_LAYERS if name.startswith("conv")}
 
 
-def vgg_net(weights, image, debug=False):
-    """VGG19 up to relu5_4 with average pooling; variables shaped like `weights`, filled in later."""
+def vgg_net(weights, image, debug=False, max_pooling=False):
+    """VGG19 up to relu5_4 with average pooling (the original's) or max pooling (the file's and the paper's);
+    variables shaped like `weights`, filled in later."""
     net = {}
     current = image
     for name in VGG_LAYERS:
@@ -156,26 +193,31 @@ def vgg_net(weights, image, debug=False):
             if debug:
                 utils.add_activation_summary(current)
         else:
-            current = utils.avg_pool_2x2(current)
+            current = utils.max_pool_2x2(current) if max_pooling else utils.avg_pool_2x2(current)
         net[name] = current
     return net
 
 
 def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False, convs_as_matmul=True):
     """conv6-conv8: the fully connected layers as convolutions, giving class scores at stride 32."""
-    relu_dropout6 = _conv_relu_dropout(pool5, [7, 7, pool5.shape[-1], fc_width], "6", keep_prob, debug,
-                                       convs_as_matmul)
-    relu_dropout7 = _conv_relu_dropout(relu_dropout6, [1, 1, fc_width, fc_width], "7", keep_prob, debug,
-                                       convs_as_matmul)
+    relu_dropout7 = fully_connected_as_convs(pool5, keep_prob, fc_width, debug, convs_as_matmul)
     W8 = utils.weight_variable([1, 1, fc_width, num_classes], name="W8")
     b8 = utils.bias_variable([num_classes], name="b8")
     return _conv(relu_dropout7, W8, b8, convs_as_matmul)
 
 
-def _conv_relu_dropout(x, kernel_shape, layer, keep_prob, debug, convs_as_matmul):
+def fully_connected_as_convs(pool5, keep_prob, fc_width, debug=False, convs_as_matmul=True, pretrained=False):
+    """conv6 (7x7) and conv7 (1x1), each with ReLU and dropout; pretrained: filled from fc6 and fc7 later."""
+    relu_dropout6 = _conv_relu_dropout(pool5, [7, 7, pool5.shape[-1], fc_width], "6", keep_prob, debug,
+                                       convs_as_matmul, pretrained)
+    return _conv_relu_dropout(relu_dropout6, [1, 1, fc_width, fc_width], "7", keep_prob, debug, convs_as_matmul,
+                              pretrained)
+
+
+def _conv_relu_dropout(x, kernel_shape, layer, keep_prob, debug, convs_as_matmul, pretrained=False):
     """W<layer>, b<layer>, relu<layer>, then dropout: conv6 and conv7."""
-    W = utils.weight_variable(kernel_shape, name="W" + layer)
-    b = utils.bias_variable([kernel_shape[-1]], name="b" + layer)
+    W = (utils.pretrained_variable if pretrained else utils.weight_variable)(kernel_shape, name="W" + layer)
+    b = utils.bias_variable([kernel_shape[-1]], name="b" + layer)  # zeros, as a pretrained variable starts
     relu = tf.nn.relu(_conv(x, W, b, convs_as_matmul), name="relu" + layer)
     if debug:
         utils.add_activation_summary(relu)
@@ -209,24 +251,32 @@ def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes, convs_as_m
 
 
 def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS, fc_width=4096, debug=False,
-              convs_as_matmul=True):
-    """FCN-8s on RGB images in 0..255. Returns (prediction [N, H, W, 1], class scores [N, H, W, classes]).
+              convs_as_matmul=True, head="original", learn_upsampling=True):
+    """The FCN of `head` on RGB images in 0..255. Returns (prediction [N, H, W, 1], class scores [N, H, W, classes]).
 
-    convs_as_matmul computes conv6-8 and the 8x upsampling as matmuls (same sums, faster on CPU);
+    The original's head (average pooling, skips fused in feature space) or the paper's (paper_heads.py: max
+    pooling, conv6 and conv7 from fc6 and fc7 when `weights` holds them, skips summed as class scores).
+    convs_as_matmul computes conv6-8 and the upsamplings as matmuls (same sums, faster on CPU);
     False builds the original tf.nn ops."""
     processed_image = utils.process_image(image, mean_pixel.astype(np.float32))
     with tf.compat.v1.variable_scope("inference"):
-        image_net = vgg_net(weights, processed_image, debug)
-        pool5 = utils.max_pool_2x2(image_net["conv5_3"])  # before relu5_3, as the original
-        scores = fcn_head(pool5, keep_prob, num_classes, fc_width, debug, convs_as_matmul)
-        logits = upsample_and_fuse(scores, image_net["pool4"], image_net["pool3"], tf.shape(image), num_classes,
-                                   convs_as_matmul)
+        image_net = vgg_net(weights, processed_image, debug, max_pooling=head in PAPER_HEADS)
+        if head in PAPER_HEADS:
+            pool5 = utils.max_pool_2x2(image_net["relu5_4"])  # after relu5_4, as the paper
+            fc7 = fully_connected_as_convs(pool5, keep_prob, fc_width, debug, convs_as_matmul, "fc6" in weights)
+            logits = paper_heads.score_and_upsample(fc7, image_net["pool4"], image_net["pool3"], tf.shape(image),
+                                                    num_classes, head, learn_upsampling, convs_as_matmul)
+        else:
+            pool5 = utils.max_pool_2x2(image_net["conv5_3"])  # before relu5_3, as the original
+            scores = fcn_head(pool5, keep_prob, num_classes, fc_width, debug, convs_as_matmul)
+            logits = upsample_and_fuse(scores, image_net["pool4"], image_net["pool3"], tf.shape(image), num_classes,
+                                       convs_as_matmul)
         annotation_pred = tf.argmax(logits, axis=3, name="prediction")
     return tf.expand_dims(annotation_pred, axis=3), logits
 
 
 def inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes=NUM_OF_CLASSESS, fc_width=4096,
-                          convs_as_matmul=True):
+                          convs_as_matmul=True, head="original"):
     """uint8 images [N, H, W, 3] of any size -> (labels [N, H, W], probabilities [N, H, W, classes]).
 
     infer_size > 0: the net sees an infer_size square, resized like the training data (nearest), and
@@ -241,7 +291,7 @@ def inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes=N
         pad = -size % 32
         net_input = tf.pad(image - mean_pixel, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]]) + mean_pixel
     _, logits = inference(net_input, 1.0, weights, mean_pixel, num_classes, fc_width,
-                          convs_as_matmul=convs_as_matmul)
+                          convs_as_matmul=convs_as_matmul, head=head)
     if infer_size:
         logits = tf.image.resize(logits, size, method="bilinear")
     else:
@@ -264,8 +314,11 @@ def segmentation_loss(logits, annotation, ignore_label=None):
     return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
-def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_precision=False):
-    optimizer = tf.compat.v1.train.AdamOptimizer(learning_rate)
+def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_precision=False, optimizer="adam",
+          momentum=0.9):
+    """The training step of `optimizer`: "adam" (the original's) or "momentum" (SGD with momentum, the paper's)."""
+    optimizer = (tf.compat.v1.train.MomentumOptimizer(learning_rate, momentum) if optimizer == "momentum"
+                 else tf.compat.v1.train.AdamOptimizer(learning_rate))
     if mixed_precision:
         optimizer = tf.compat.v1.mixed_precision.enable_mixed_precision_graph_rewrite(optimizer, "dynamic")
     grads = optimizer.compute_gradients(loss_val, var_list=var_list)
@@ -282,18 +335,22 @@ Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilit
 
 
 def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False,
-                convs_as_matmul=True, mixed_precision=False, palette=None, ignore_label=None):
-    """Placeholders, FCN-8s, loss (without the pixels labelled ignore_label), Adam step and summaries in the
-    default graph (labels coloured with `palette`, by default ADE20K's)."""
+                convs_as_matmul=True, mixed_precision=False, palette=None, ignore_label=None,
+                head="original", learn_upsampling=True, optimizer="adam", momentum=0.9, weight_decay=0.0):
+    """Placeholders, the FCN of `head`, loss (without the pixels labelled ignore_label), training step and
+    summaries in the default graph (labels coloured with `palette`, by default ADE20K's). The step minimises
+    the loss plus weight_decay times the kernels' L2."""
     keep_probability = tf.compat.v1.placeholder(tf.float32, name="keep_probabilty")
     image = tf.compat.v1.placeholder(tf.float32, shape=[None, None, None, 3], name="input_image")
     annotation = tf.compat.v1.placeholder(tf.int32, shape=[None, None, None, 1], name="annotation")
 
     pred_annotation, logits = inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width, debug,
-                                        convs_as_matmul)
+                                        convs_as_matmul, head, learn_upsampling)
     loss = segmentation_loss(logits, annotation, ignore_label)
     global_step = tf.compat.v1.train.get_or_create_global_step()
-    train_op = train(loss, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug, mixed_precision)
+    objective = loss + weight_decay * kernels_l2() if weight_decay else loss
+    train_op = train(objective, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug, mixed_precision,
+                     optimizer, momentum)
 
     entropy = tf.compat.v1.summary.scalar("entropy", loss)
     train_summary = tf.compat.v1.summary.merge_all()
@@ -310,22 +367,33 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
                  global_step, train_summary, validation_summary, pretrained_loader(weights), weights_finite)
 
 
-def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=NUM_OF_CLASSESS, convs_as_matmul=True):
+def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=NUM_OF_CLASSESS, convs_as_matmul=True,
+                    head="original"):
     """The inference path evaluate, predict and export share: uint8 `images` in, `labels` and `probabilities` out."""
     images = tf.compat.v1.placeholder(tf.uint8, shape=[None, None, None, 3], name="images")
     labels, probabilities = inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes, fc_width,
-                                                  convs_as_matmul)
+                                                  convs_as_matmul, head)
     return Predictor(images, labels, probabilities, pretrained_loader(weights))
+
+
+def kernels_l2():
+    """Half the sum of squares of every trainable convolution kernel (4-D); the biases are not decayed."""
+    return tf.add_n([tf.nn.l2_loss(var) for var in tf.compat.v1.trainable_variables() if var.shape.rank == 4])
 
 
 def pretrained_loader(weights):
     """Fills the VGG variables of the default graph with `weights` when no checkpoint is restored."""
     variables = {var.op.name: var for var in tf.compat.v1.global_variables()}
     return utils.PretrainedLoader(
-        [(variables["inference/" + name + suffix], value)
-         for name, pair in sorted(weights.items()) for suffix, value in zip(("_w", "_b"), pair)])
+        [(variables[variable_name], value)
+         for name, pair in sorted(weights.items()) for variable_name, value in zip(pretrained_names(name), pair)])
 
 
+def pretrained_names(layer):
+    """The kernel and bias variables a layer of the .mat fills: inference/<conv>_w and _b; fc6 fills W6 and b6."""
+    if layer in FC_LAYERS:
+        return "inference/W" + layer[2:], "inference/b" + layer[2:]
+    return "inference/%s_w" % layer, "inference/%s_b" % layer
 
 
 # ---------------------------------------------------------------- the command line
@@ -383,6 +451,8 @@ def main(argv):
         record = checkpoints.read_model_record(FLAGS.logs_dir)
         if record:
             apply_model_record(record, os.path.join(FLAGS.logs_dir, checkpoints.MODEL_RECORD))
+        if FLAGS.transpose_vgg_kernels is None:  # the original's checkpoints need it; the file's order is H, W, in, out
+            FLAGS.transpose_vgg_kernels = FLAGS.head == "original"
         found_checkpoints = checkpoints.list_checkpoints(FLAGS.logs_dir)
         check_flags(found_checkpoints)
     except (UsageError, ValueError) as error:

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+import augment
 import BatchDatsetReader as dataset
 import checkpoints
 import console
@@ -39,8 +40,9 @@ def train_step(sess, model, feed, with_summary=False):
 
 
 def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, batch_size, max_iteration,
-               keep_prob=0.85, log_every=10, save_every=500):
-    """The original loop; the step count comes from global_step, so a resumed run continues it.
+               keep_prob=0.85, log_every=10, save_every=500, curve_reader=None):
+    """The original loop; the step count comes from global_step, so a resumed run continues it. At each validation
+    point, the scores over curve_reader's pairs too (see validate_and_save).
 
     Ctrl-C or SIGTERM ends it after the current step with a checkpoint; a non-finite loss ends it without one."""
     checkpoints.remove_partial_saves(logs_dir)
@@ -73,24 +75,46 @@ def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, ba
                 train_writer.add_summary(summary, itr)
 
             if itr % save_every == 0:
-                validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
+                validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr,
+                                  curve_reader)
             if stop:
                 print("%s: stopping after step %d" % (stop[0], itr))
                 break
         if itr % save_every != 0:
-            validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
+            validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr,
+                              curve_reader)
     if stop:
         print("Run the same command again to resume from the newest checkpoint in %s" % logs_dir)
 
 
-def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step):
+def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step, curve_reader=None):
+    """The loss of a validation batch and, over every pair of curve_reader, the pixel accuracy and mean IoU (the
+    curves that compare heads), on the console and in TensorBoard; then a checkpoint."""
     valid_images, valid_annotations = validation_reader.next_batch(min(batch_size, len(validation_reader.files)))
     valid_loss, summary = sess.run([model.loss, model.validation_summary],
                                    feed_dict=feed(model, valid_images, valid_annotations))
-    print("%s ---> Validation_loss: %g" % (datetime.datetime.now(), valid_loss))
+    line = "%s ---> Validation_loss: %g" % (datetime.datetime.now(), valid_loss)
+    if curve_reader is not None and curve_reader.files:
+        scores = validation_scores(sess, model, curve_reader.batches(batch_size))
+        line += ", pixel_accuracy: %.4f, mean_iou: %.4f (%d images)" % (
+            scores["validation/pixel_accuracy"], scores["validation/mean_iou"], len(curve_reader.files))
+        writer.add_summary(tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(tag=tag, simple_value=value)
+                                                       for tag, value in scores.items()]), step)
+    print(line)
     writer.add_summary(summary, step)
     writer.flush()
     session.save_checkpoint(sess, model, saver, logs_dir, step)
+
+
+def validation_scores(sess, model, batches, num_classes=FCN.NUM_OF_CLASSESS):
+    """{"validation/pixel_accuracy": ..., "validation/mean_iou": ...} of the network's predictions over `batches`
+    of (images, annotations), scored as evaluate scores (label 0 not scored), at the size the reader gives."""
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for images, annotations in batches:
+        predictions = sess.run(model.pred_annotation, feed_dict=feed(model, images))
+        confusion += metrics.confusion_matrix(annotations, predictions, num_classes)
+    return {"validation/pixel_accuracy": metrics.pixel_accuracy(confusion),
+            "validation/mean_iou": metrics.mean_iou(confusion)}
 
 
 def feed(model, images, annotations=None, keep_prob=1.0):
@@ -106,11 +130,16 @@ def run_train(flags, found_checkpoints):
     os.makedirs(flags.logs_dir, exist_ok=True)
     with checkpoints.TrainingLock(flags.logs_dir):
         train_records, valid_records = list_data(flags)
+        if flags.seed is not None:
+            np.random.seed(flags.seed)  # the epoch order
+            tf.compat.v1.set_random_seed(flags.seed)  # the initial weights and dropout
         classes = model_classes(flags, found_checkpoints)
         model, saver, mean_pixel = training_graph(flags, classes)
         options = reader_options(flags, classes)
-        with session.make_session(flags.xla) as sess, dataset.BatchDatset(train_records, options) as train_reader, \
-                dataset.BatchDatset(valid_records, options) as validation_reader:
+        with session.make_session(flags.xla) as sess, \
+                dataset.BatchDatset(train_records, training_reader_options(flags, classes, mean_pixel)) as train_reader, \
+                dataset.BatchDatset(valid_records, options) as validation_reader, \
+                dataset.BatchDatset(valid_records[:flags.val_images], options) as curve_reader:
             try:
                 restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
                         init_checkpoint=checkpoints.resolve_checkpoint(flags.init_checkpoint or ""))
@@ -122,7 +151,7 @@ def run_train(flags, found_checkpoints):
             if checkpoints.read_model_record(flags.logs_dir) is None:
                 checkpoints.write_model_record(flags.logs_dir, model_record(flags, mean_pixel, classes))
             train_mode(sess, model, saver, train_reader, validation_reader, flags.logs_dir, flags.batch_size,
-                       flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every)
+                       flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every, curve_reader)
 
 
 # ---------------------------------------------------------------- visualize
@@ -339,13 +368,29 @@ def reader_options(flags, classes):
             "ignore_label": classes.ignore_label, "label_colors": datasets.label_colors(flags.dataset, flags.data_dir)}
 
 
+def training_reader_options(flags, classes, mean_pixel):
+    """reader_options, and with --augment the random mirror, scale and crop: the training split only."""
+    options = reader_options(flags, classes)
+    if flags.augment:
+        options["augment"] = augment.Augmentation(flags.image_size, augment.scale_range(flags.scale_range),
+                                                  mean_pixel, flags.seed)
+    return options
+
+
+def load_vgg(flags, with_fc=True):
+    """FCN.load_vgg as the flags say; the paper's heads take fc6 and fc7 too, unless with_fc is False."""
+    return FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels,
+                        fc_width=flags.fc_width if with_fc and flags.head in FCN.PAPER_HEADS else None)
+
+
 def training_graph(flags, classes):
     """The training graph of FCN.build_model from the VGG file, a Saver keeping 5 checkpoints, the mean pixel."""
-    weights, mean_pixel = FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels)
+    weights, mean_pixel = load_vgg(flags)
     model = FCN.build_model(weights, mean_pixel, flags.learning_rate, flags.fc_width, classes.num_classes,
                             debug=flags.debug, convs_as_matmul=flags.convs_as_matmul,
                             mixed_precision=flags.mixed_precision, palette=datasets.for_pictures(classes)[1],
-                            ignore_label=classes.ignore_label)
+                            ignore_label=classes.ignore_label, head=flags.head, learn_upsampling=flags.learn_upsampling,
+                            optimizer=flags.optimizer, momentum=flags.momentum, weight_decay=flags.weight_decay)
     return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel
 
 
@@ -355,7 +400,7 @@ def inference_session(flags, found_checkpoints, classes):
     weights, mean_pixel = vgg_for_inference(flags, found_checkpoints)
     infer_size = flags.image_size if flags.infer_size is None else flags.infer_size
     predictor = FCN.build_predictor(weights, mean_pixel, infer_size, flags.fc_width, classes.num_classes,
-                                    convs_as_matmul=flags.convs_as_matmul)
+                                    convs_as_matmul=flags.convs_as_matmul, head=flags.head)
     sess = session.make_session()
     init_checkpoint = checkpoints.resolve_checkpoint(flags.init_checkpoint or "")
     try:
@@ -375,7 +420,7 @@ def vgg_for_inference(flags, found_checkpoints):
     from that checkpoint and the ImageNet mean pixel of the beta16 file, so a trained model needs no 510 MB file."""
     vgg_file = downloads.local_path(flags.model_dir, flags.model_url)
     if os.path.exists(vgg_file) or not found_checkpoints:
-        return FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels)
+        return load_vgg(flags, with_fc=not found_checkpoints)  # a checkpoint brings conv6 and conv7
     newest, saved_shapes = session.newest_listable(found_checkpoints)
     record = checkpoints.read_model_record(flags.logs_dir) or {}
     mean_pixel = np.array(record.get("mean_pixel", matconvnet.IMAGENET_MEAN_PIXEL))

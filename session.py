@@ -53,11 +53,13 @@ def restore_or_initialize(sess, pretrained, saver, found_checkpoints, init_check
 
 
 def initialize_from(sess, checkpoint):
-    """Restore the trainable variables of the same name and shape as in `checkpoint` (another model's, e.g. of
-    another dataset); the others, the optimizer's state and the step count keep their fresh start."""
+    """Restore the network variables (the trainable ones and the model variables, e.g. upsampling kernels kept fixed)
+    of the same name and shape as in `checkpoint` (another model's, e.g. of another dataset); the others, the
+    optimizer's state and the step count keep their fresh start."""
     try:
         saved = dict(tf.train.list_variables(checkpoint))
-        network = tf.compat.v1.trainable_variables()
+        trainable = tf.compat.v1.trainable_variables()
+        network = trainable + [var for var in tf.compat.v1.model_variables() if var not in trainable]
         same = [var for var in network if saved.get(var.op.name) == var.shape.as_list()]
         if same:
             tf.compat.v1.train.Saver(same).restore(sess, checkpoint)

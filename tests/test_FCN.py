@@ -137,6 +137,37 @@ def test_the_loss_leaves_the_ignore_label_out_and_never_sees_it_as_a_class():
     np.testing.assert_allclose(everything, mean_cross_entropy(relabelled, relabelled >= 0), rtol=1e-5)
 
 
+def one_sgd_step(vgg_mat, weight_decay, initial=None, head="original"):
+    """Trainable values after one step of SGD (momentum 0, rate 0.1) from `initial` (or a fresh start)."""
+    rng = np.random.RandomState(0)
+    with tf.Graph().as_default():
+        weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL)
+        model = FCN.build_model(weights, mean_pixel, learning_rate=0.1, fc_width=16, head=head, optimizer="momentum",
+                                momentum=0.0, weight_decay=weight_decay)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            variables = tf.compat.v1.trainable_variables()
+            for variable, value in zip(variables, initial or sess.run(variables)):
+                variable.load(value, sess)
+            before = sess.run(variables)
+            sess.run(model.train_op, modes.feed(model, rng.randint(0, 256, (2, 32, 32, 3)),
+                                                rng.randint(0, 151, (2, 32, 32, 1)), keep_prob=1.0))
+            slots = [var.op.name for var in tf.compat.v1.global_variables() if var.op.name.endswith("/Momentum")]
+            return {var.op.name: (old, new) for var, old, new in zip(variables, before, sess.run(variables))}, slots
+
+
+@pytest.mark.parametrize("head", ["original", "fcn8s"])
+def test_weight_decay_pulls_every_trainable_kernel_and_no_bias(vgg_mat, head):
+    plain, slots = one_sgd_step(vgg_mat, 0.0, head=head)
+    decayed, _ = one_sgd_step(vgg_mat, 0.01, [old for old, _ in plain.values()], head)
+    assert "inference/W6/Momentum" in slots
+    kernels = [name for name, (old, _) in plain.items() if old.ndim == 4]
+    assert "inference/conv1_1_w" in kernels and ("inference/score_fr/kernel" in kernels) == (head == "fcn8s")
+    for name, (old, new) in plain.items():
+        expected = new - 0.1 * 0.01 * old if name in kernels else new
+        np.testing.assert_allclose(decayed[name][1], expected, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
 XLA_STEP = """
 import sys
 import numpy as np
@@ -199,6 +230,10 @@ USAGE_ERRORS = [  # flags -> words of the one line
     (["--ignore_label=256"], "--ignore_label=256"),
     (["--dataset=folder", "--sbd_dir=/tmp"], "--sbd_dir is for --dataset=voc, not folder"),
     (["--dataset=folder", "--train_list=/no/such/list.txt"], "--train_list=/no/such/list.txt does not exist"),
+    (["--head=fcn4s"], "--head"),
+    (["--momentum=1"], "--momentum must be in [0, 1)"),
+    (["--scale_range=2,0.5"], "--scale_range must be two numbers 0 < smallest <= largest"),
+    (["--scale_range=0.5"], "--scale_range must be two numbers"),
 ]
 
 

@@ -20,9 +20,11 @@ import tensorflow as tf
 
 import BatchDatsetReader
 import checkpoints
+import datasets
 import demo_data
 import FCN
 import matconvnet
+import metrics
 import modes
 import read_MITSceneParsingData as scene_parsing
 import session
@@ -596,6 +598,7 @@ def test_predict_skips_files_it_cannot_read_writes_the_others_and_exits_2(traine
 def test_training_records_the_model_and_later_modes_rebuild_it_from_that(trained_flags, run_fcn, tmp_path, capsys):
     record = json.load(open(os.path.join(trained_flags["logs_dir"], checkpoints.MODEL_RECORD)))
     assert record == {"dataset": "ade20k", "num_classes": 151, "fc_width": NARROW_FC, "image_size": 32,
+                      "head": "original", "transpose_vgg_kernels": True, "learn_upsampling": True,
                       "mean_pixel": pytest.approx(matconvnet.IMAGENET_MEAN_PIXEL, rel=1e-5), "ignore_label": None,
                       "class_names": scene_parsing.ade20k_class_names(),
                       "palette": scene_parsing.ade20k_palette().tolist()}
@@ -628,3 +631,70 @@ def test_init_checkpoint_starts_a_new_model_from_another_s_matching_variables(tr
     assert "Step: 1, Train_loss:" in out
     with pytest.raises(SystemExit, match="--init_checkpoint=%s is neither a checkpoint" % (tmp_path / "nothing")):
         run_fcn("train", init_checkpoint=str(tmp_path / "nothing"), **wider)
+
+
+# ---------------------------------------------------------------- validation curves, seeds, augmentation
+
+def printed_scores(out):
+    """(pixel accuracy, mean IoU, images) of each validation line."""
+    return [(float(accuracy), float(iou), int(images)) for accuracy, iou, images in
+            re.findall(r"---> Validation_loss: \S+, pixel_accuracy: (\S+), mean_iou: (\S+) \((\d+) images\)", out)]
+
+
+def test_validation_points_score_the_first_val_images_for_the_curves(fcn_flags, run_fcn, capsys):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    run_fcn("train", max_iteration=2, save_every=1, val_images=3, **fcn_flags)
+    scores = printed_scores(capsys.readouterr().out)
+    assert len(scores) == 2 and [images for _, _, images in scores] == [3, 3]
+    validation = event_accumulator.EventAccumulator(os.path.join(fcn_flags["logs_dir"], "validation")).Reload()
+    for tag, index in (("validation/pixel_accuracy", 0), ("validation/mean_iou", 1)):
+        events = validation.Scalars(tag)
+        assert [event.step for event in events] == [0, 1]
+        assert [round(event.value, 4) for event in events] == [score[index] for score in scores]
+
+    with tf.Graph().as_default():  # the last point, computed here from its checkpoint and the first 3 pairs
+        weights, mean_pixel = FCN.load_vgg(fcn_flags["model_dir"], MODEL_URL)
+        model = FCN.build_model(weights, mean_pixel, fc_width=NARROW_FC)
+        with tf.compat.v1.Session() as sess:
+            tf.compat.v1.train.Saver().restore(sess, os.path.join(fcn_flags["logs_dir"], "model.ckpt-1"))
+            records = scene_parsing.read_dataset(fcn_flags["data_dir"])[1][:3]
+            with BatchDatsetReader.BatchDatset(records, {"resize": True, "resize_size": 32}) as reader:
+                images, annotations = reader.get_records()
+            predictions = sess.run(model.pred_annotation, modes.feed(model, images))
+    confusion = metrics.confusion_matrix(annotations, predictions, 151)
+    assert scores[-1][:2] == (round(metrics.pixel_accuracy(confusion), 4), round(metrics.mean_iou(confusion), 4))
+
+    run_fcn("train", max_iteration=3, save_every=1, val_images=0, **fcn_flags)
+    out = capsys.readouterr().out
+    assert "---> Validation_loss:" in out and printed_scores(out) == []
+    run_fcn("train", max_iteration=4, save_every=1, **fcn_flags)  # the default, 100, is more than the split holds
+    assert [images for _, _, images in printed_scores(capsys.readouterr().out)] == [4]
+
+
+def train_losses(out):
+    return [line.split("Train_loss:")[1].split()[0] for line in out.splitlines() if "Train_loss:" in line]
+
+
+@pytest.mark.slow
+def test_a_seed_repeats_a_training_run_augmentation_included(fcn_flags, run_fcn, tmp_path, capsys):
+    losses = []
+    for run, seed in enumerate((7, 7, 8)):
+        flags = dict(fcn_flags, logs_dir=str(tmp_path / str(run)) + "/")
+        run_fcn("train", max_iteration=6, save_every=10, seed=seed, augment=True, keep_prob=0.5, **flags)
+        losses.append(train_losses(capsys.readouterr().out))
+    assert len(losses[0]) == 6 and losses[0] == losses[1] and losses[0] != losses[2]
+
+
+def test_only_the_training_split_is_augmented(fcn_flags):
+    flags = FCN.FLAGS
+    flags.unparse_flags()
+    FCN.parse_flags(["FCN.py", "--augment", "--seed=5", "--scale_range=0.75,1.5"] + command_flags(fcn_flags))
+    try:
+        classes = datasets.Classes(151, None, None, None)
+        training = modes.training_reader_options(flags, classes, np.array([1.0, 2.0, 3.0]))
+        assert "augment" not in modes.reader_options(flags, classes)
+    finally:
+        flags.unparse_flags()
+    augmentation = training["augment"]
+    assert (augmentation.crop_size, augmentation.scale_range, augmentation.seed) == (32, (0.75, 1.5), 5)
