@@ -48,6 +48,18 @@ def pretrained_variable(shape, name):
     return tf.Variable(tf.zeros(shape), name=name)
 
 
+def variables_of(dtype):
+    """For tf.variable_creator_scope: every variable made inside is of `dtype` (its initial value cast), e.g. the
+    bfloat16 weights of an inference graph. Checkpoints hold float32: session.restore_checkpoint casts."""
+    def creator(next_creator, **kwargs):
+        initial_value = kwargs["initial_value"]
+        kwargs["initial_value"] = lambda: tf.cast(initial_value() if callable(initial_value) else initial_value,
+                                                  dtype)
+        kwargs["dtype"] = dtype
+        return next_creator(**kwargs)
+    return creator
+
+
 class PretrainedLoader(object):
     """Assigns numpy values to variables through feeds, so weights never enter the GraphDef."""
 
@@ -56,7 +68,7 @@ class PretrainedLoader(object):
         assigns = []
         with tf.name_scope("load_pretrained"):
             for variable, value in variables_and_values:
-                placeholder = tf.compat.v1.placeholder(tf.float32, value.shape)
+                placeholder = tf.compat.v1.placeholder(variable.dtype.base_dtype, value.shape)
                 assigns.append(variable.assign(placeholder))
                 self._feeds[placeholder] = value
         self.op = tf.group(*assigns)
@@ -77,6 +89,9 @@ def get_tensor_size(tensor):
 # ---------------------------------------------------------------- layers
 
 def conv2d_basic(x, W, bias):
+    """SAME convolution and bias; x is cast to W's type (a bfloat16 network's first layer takes float32 images)."""
+    if x.dtype != W.dtype.base_dtype:
+        x = tf.cast(x, W.dtype.base_dtype)
     conv = tf.nn.conv2d(x, W, strides=[1, 1, 1, 1], padding="SAME")
     return tf.nn.bias_add(conv, bias)
 

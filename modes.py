@@ -21,6 +21,7 @@ import metrics
 import pictures
 import read_MITSceneParsingData as scene_parsing
 import session
+from precision import BFLOAT16, FLOAT16, FLOAT32, mixed_precision_type
 
 PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
 
@@ -105,9 +106,10 @@ def run_train(flags, found_checkpoints):
     os.makedirs(flags.logs_dir, exist_ok=True)
     with checkpoints.TrainingLock(flags.logs_dir):
         train_records, valid_records = list_data(flags)
-        model, saver, mean_pixel = training_graph(flags)
+        precision = compute_precision(flags)
+        model, saver, mean_pixel = training_graph(flags, precision)
         options = reader_options(flags)
-        with session.make_session(flags.xla) as sess, dataset.BatchDatset(train_records, options) as train_reader, \
+        with session.make_session(flags.xla, precision) as sess, dataset.BatchDatset(train_records, options) as train_reader, \
                 dataset.BatchDatset(valid_records, options) as validation_reader:
             try:
                 restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
@@ -142,9 +144,10 @@ def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_n
 
 def run_visualize(flags, found_checkpoints):
     _, valid_records = list_data(flags, required_splits=("validation",))
-    model, _, _ = training_graph(flags)
+    precision = compute_precision(flags)
+    model, _, _ = training_graph(flags, precision)
     os.makedirs(flags.logs_dir, exist_ok=True)
-    with session.make_session(flags.xla) as sess, \
+    with session.make_session(flags.xla, precision) as sess, \
             dataset.BatchDatset(valid_records, reader_options(flags)) as validation_reader:
         restore(sess, model.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir)
         visualize_mode(sess, model, validation_reader, flags.logs_dir, flags.batch_size,
@@ -298,11 +301,13 @@ def reader_options(flags):
     return {"resize": True, "resize_size": flags.image_size, "num_classes": FCN.NUM_OF_CLASSESS}
 
 
-def training_graph(flags):
-    """The training graph of FCN.build_model from the VGG file, a Saver keeping 5 checkpoints, the mean pixel."""
+def training_graph(flags, precision=FLOAT32):
+    """The training graph of FCN.build_model from the VGG file, a Saver keeping 5 checkpoints, the mean pixel.
+
+    In float16 the optimizer scales the loss; bfloat16 needs no scaling (make_session's rewrite does the rest)."""
     weights, mean_pixel = FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels)
     model = FCN.build_model(weights, mean_pixel, flags.learning_rate, flags.fc_width, debug=flags.debug,
-                            convs_as_matmul=flags.convs_as_matmul, mixed_precision=flags.mixed_precision)
+                            convs_as_matmul=flags.convs_as_matmul, mixed_precision=precision == FLOAT16)
     return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel
 
 
@@ -310,9 +315,11 @@ def inference_session(flags, found_checkpoints):
     """(session, FCN.build_predictor's predictor, the checkpoint restored or None) for evaluate, predict, export."""
     weights, mean_pixel = vgg_for_inference(flags, found_checkpoints)
     infer_size = flags.image_size if flags.infer_size is None else flags.infer_size
+    precision = inference_precision(flags)
     predictor = FCN.build_predictor(weights, mean_pixel, infer_size, flags.fc_width,
-                                    convs_as_matmul=flags.convs_as_matmul)
-    sess = session.make_session()
+                                    convs_as_matmul=flags.convs_as_matmul,
+                                    dtype=tf.bfloat16 if precision == BFLOAT16 else None)
+    sess = session.make_session(precision=FLOAT16 if precision == FLOAT16 else FLOAT32)
     try:
         checkpoint = restore(sess, predictor.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir,
                              fresh="evaluating the untrained network (VGG weights and a random head)")
@@ -354,3 +361,19 @@ def model_record(flags, mean_pixel):
               "mean_pixel": [float(value) for value in mean_pixel]}
     record.update((name, getattr(flags, name)) for name in FCN.MODEL_SHAPE_FLAGS + FCN.MODEL_DEFAULT_FLAGS)
     return record
+
+
+def compute_precision(flags):
+    """What the arithmetic runs in: FLOAT32, or with --mixed_precision what this machine does fast (see
+    precision.mixed_precision_type; a line says when that is float32)."""
+    if not flags.mixed_precision:
+        return FLOAT32
+    chosen, note = mixed_precision_type(bool(tf.config.list_physical_devices("GPU")))
+    if note:
+        print(note)
+    return chosen
+
+
+def inference_precision(flags):
+    """compute_precision, but export --mixed_precision writes a bfloat16 SavedModel wherever it runs."""
+    return BFLOAT16 if flags.mode == "export" and flags.mixed_precision else compute_precision(flags)
