@@ -253,7 +253,7 @@ def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_pre
 Model = collections.namedtuple("Model", [
     "image", "annotation", "keep_probability", "pred_annotation", "logits", "loss", "train_op",
     "global_step", "train_summary", "validation_summary", "pretrained", "weights_finite"])
-Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained"])
+Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained", "mean_pixel"])
 
 
 def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False,
@@ -294,7 +294,7 @@ def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=
     with tf.variable_creator_scope(utils.variables_of(dtype)) if dtype else contextlib.nullcontext():
         labels, probabilities = inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes, fc_width,
                                                       convs_as_matmul)
-    return Predictor(images, labels, probabilities, pretrained_loader(weights))
+    return Predictor(images, labels, probabilities, pretrained_loader(weights), mean_pixel)
 
 
 def pretrained_loader(weights):

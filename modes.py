@@ -9,6 +9,7 @@ import os
 import time
 
 import numpy as np
+from PIL import Image
 import tensorflow as tf
 
 import BatchDatsetReader as dataset
@@ -24,6 +25,7 @@ import session
 from precision import BFLOAT16, FLOAT16, FLOAT32, mixed_precision_type
 
 PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
+BATCH_PIXELS = 4 * 512 * 512  # evaluate: most pixels in one batch (4 images of 512x512, about 2 GB of activations)
 
 
 # ---------------------------------------------------------------- train
@@ -161,11 +163,40 @@ def predict_labels(sess, predictor, image):
     return sess.run(predictor.labels, feed_dict={predictor.images: image[np.newaxis]})[0].astype(np.uint8)
 
 
-def network_predictions(sess, predictor, records):
-    """(annotation, prediction) of each validation record, predicted at the annotation's own size."""
+def network_predictions(sess, predictor, records, native_size=False):
+    """(annotation, prediction) of each validation record, predicted at the annotation's own size.
+
+    Images the network sees at the same size run as one batch (in the order of their sizes): of the same size,
+    or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32."""
+    for batch in batches_of_a_size(records, 32 if native_size else 1):
+        images = [dataset.read_image(record["image"]) for record in batch]
+        for record, labels in zip(batch, predict_batch(sess, predictor, images)):
+            yield dataset.read_annotation(record["annotation"]), labels
+
+
+def batches_of_a_size(records, multiple, max_pixels=BATCH_PIXELS):
+    """The records in lists whose images have the same height and width rounded up to `multiple`, each list up to
+    max_pixels (an image alone may have more)."""
+    rounded = {}
     for record in records:
-        yield (dataset.read_annotation(record["annotation"]),
-               predict_labels(sess, predictor, dataset.read_image(record["image"])))
+        with Image.open(record["image"]) as image:  # reads the header only
+            rounded.setdefault(tuple(-(-side // multiple) * multiple for side in image.size), []).append(record)
+    for (width, height), same in sorted(rounded.items()):
+        per_batch = max(1, max_pixels // (width * height))
+        for start in range(0, len(same), per_batch):
+            yield same[start:start + per_batch]
+
+
+def predict_batch(sess, predictor, images):
+    """uint8 label maps of RGB images run as one batch; smaller ones are padded to the largest with the mean pixel
+    (rounded: images are uint8) and their labels cropped back."""
+    height, width = np.max([image.shape[:2] for image in images], axis=0)
+    batch = np.empty((len(images), height, width, 3), np.uint8)
+    batch[...] = np.round(predictor.mean_pixel).astype(np.uint8)
+    for index, image in enumerate(images):
+        batch[index, :image.shape[0], :image.shape[1]] = image
+    labels = sess.run(predictor.labels, feed_dict={predictor.images: batch}).astype(np.uint8)
+    return [labels[index, :image.shape[0], :image.shape[1]] for index, image in enumerate(images)]
 
 
 def saved_predictions(predictions_dir, records, num_classes=FCN.NUM_OF_CLASSESS):
@@ -209,7 +240,8 @@ def run_evaluate(flags, found_checkpoints):
         return
     sess, predictor, checkpoint = inference_session(flags, found_checkpoints)
     with sess:
-        evaluate_mode(network_predictions(sess, predictor, records), len(records), flags.logs_dir, checkpoint)
+        evaluate_mode(network_predictions(sess, predictor, records, native_size=flags.infer_size == 0), len(records),
+                      flags.logs_dir, checkpoint)
 
 
 # ---------------------------------------------------------------- predict
