@@ -11,15 +11,25 @@ FLOAT16, BFLOAT16, FLOAT32 = "float16", "bfloat16", "float32"
 def cpu_flags(cpuinfo=None):
     """The feature flags of the first CPU listed in `cpuinfo` (default CPUINFO, Linux's format); None where there
     is no such file."""
+    flags = _first_cpu_field("flags", cpuinfo)
+    return flags if flags is None else set(flags.split())
+
+
+def cpu_model(cpuinfo=None):
+    """The model name of the first CPU listed in `cpuinfo` (default CPUINFO); None where there is no such file."""
+    return _first_cpu_field("model name", cpuinfo)
+
+
+def _first_cpu_field(field, cpuinfo):
     cpuinfo = cpuinfo or CPUINFO
     if not os.path.exists(cpuinfo):
         return None
     with open(cpuinfo, errors="replace") as info:
         for line in info:
             name, _, value = line.partition(":")
-            if name.strip() == "flags":
-                return set(value.split())
-    return set()
+            if name.strip() == field:
+                return value.strip()
+    return ""
 
 
 def mixed_precision_type(gpu_present, cpuinfo=None):
