@@ -130,32 +130,23 @@ def load_weights(args, folder):
     return FCN.load_vgg(folder, "file:///" + MODEL_FILE)
 
 
-def start_session(sess, model):
-    sess.run(tf.compat.v1.global_variables_initializer())
-    model.pretrained.load(sess)
-
-
-def time_naive(args, weights, mean_pixel, reader):
-    """The original graph and loop: default session, numpy feed_dict, the loss run again on log steps.
-
-    Also counts the model's FLOPs in this graph (the original ops)."""
-    result = {}
+def naive_runs(args, weights, mean_pixel, reader):
+    """The original graph and loop (default session, numpy feed_dict, the loss run again on log steps) as functions
+    to time alongside the optimised ones: ({"naive_train", "naive_loss_again": function}, {"naive_infer": ...}),
+    and the model's FLOPs counted in this graph (the original ops)."""
     with tf.Graph().as_default():
         model = FCN.build_model(weights, mean_pixel, fc_width=args.fc_width, convs_as_matmul=False)
-        with tf.compat.v1.Session() as sess:
-            start_session(sess, model)
-            images, annotations = reader.next_batch(args.batch_size)
-            feed = {model.image: images, model.annotation: annotations, model.keep_probability: 0.85}
-            step = median_seconds(lambda: sess.run(model.train_op, feed_dict=feed), args.repeats, args.warmup)
-            again = median_seconds(lambda: sess.run([model.loss, model.train_summary], feed_dict=feed),
-                                   max(1, args.repeats // 2), 1)
-            result["naive_train_step_s"] = step + again / args.log_every
-            infer_feed = {model.image: images, model.keep_probability: 1.0}
-            result["naive_infer_s"] = median_seconds(
-                lambda: sess.run(model.pred_annotation, feed_dict=infer_feed), args.repeats, args.warmup)
-            result["model_gflops_per_image"] = model_gflops(sess, model, model.logits, args.image_size)
-            result["train_gflops_per_image"] = model_gflops(sess, model, model.train_op, args.image_size)
-    return result
+        sess = tf.compat.v1.Session()
+        sess.run(tf.compat.v1.global_variables_initializer())
+        model.pretrained.load(sess)
+        images, annotations = reader.next_batch(args.batch_size)
+        feed = {model.image: images, model.annotation: annotations, model.keep_probability: 0.85}
+        infer_feed = {model.image: images, model.keep_probability: 1.0}
+        flops = {"model_gflops_per_image": model_gflops(sess, model, model.logits, args.image_size),
+                 "train_gflops_per_image": model_gflops(sess, model, model.train_op, args.image_size)}
+    training = {"naive_train": lambda: sess.run(model.train_op, feed_dict=feed),
+                "naive_loss_again": lambda: sess.run([model.loss, model.train_summary], feed_dict=feed)}
+    return training, {"naive_infer": lambda: sess.run(model.pred_annotation, feed_dict=infer_feed)}, flops
 
 
 def run(args):
@@ -169,25 +160,29 @@ def run(args):
                                      precisions=precisions)
     with tempfile.TemporaryDirectory(prefix="fcn_benchmark_") as folder:
         weights, mean_pixel = load_weights(args, folder)
+        peak_functions = {name: run for name, (run, _) in peaks.items()}
         with synthetic_reader(args.image_size, args.batch_size, folder) as reader:
-            naive = time_naive(args, weights, mean_pixel, reader)
-            training = benchmark_runs.time_training(args, weights, mean_pixel, reader, precisions, peaks)
+            naive_training, naive_inference, flops = naive_runs(args, weights, mean_pixel, reader)
+            training = benchmark_runs.time_training(args, weights, mean_pixel, reader, precisions,
+                                                    dict(peak_functions, **naive_training))
         predictors = {precision: benchmark_runs.predictor_session(args, weights, mean_pixel, precision)
                       for precision in precisions}
-        inference = benchmark_runs.time_inference(args, predictors, peaks)
+        inference = benchmark_runs.time_inference(args, predictors, dict(peak_functions, **naive_inference))
         sess, predictor = predictors[FLOAT32]
         large = np.zeros((1, args.large_size, args.large_size, 3), np.uint8)
         large_s = median_seconds(lambda: sess.run(predictor.labels, {predictor.images: large}), args.repeats,
                                  args.warmup)
-        profile = benchmark_runs.op_profile(sess, predictor, np.zeros((args.batch_size, args.image_size,
-                                                                       args.image_size, 3), np.uint8))
+        batch = np.zeros((args.batch_size, args.image_size, args.image_size, 3), np.uint8)
+        profiles = {precision: benchmark_runs.op_profile(*predictors[precision], batch) for precision in precisions}
         min_size, max_size = (int(side) for side in args.native_sizes.split(","))
         records = benchmark_runs.native_size_images(folder, args.native_images, min_size, max_size)
         evaluation = benchmark_runs.time_native_evaluation(records, predictors)
-    results = summary(args, naive, training, inference, peaks, precisions)
+    results = summary(args, flops, training, inference, peaks, precisions)
     results.update(native_evaluation_summary(evaluation, len(records), precisions))
-    results.update({"infer_ms_%d" % args.large_size: 1000 * large_s, "infer_profile_ms": profile[0],
-                    "infer_profile_by_op_ms": profile[1], "bfloat16_cpu": BFLOAT16 in precisions,
+    for precision, (nodes, kinds) in profiles.items():
+        prefix = "bf16_" if precision == BFLOAT16 else ""
+        results.update({prefix + "infer_profile_ms": nodes, prefix + "infer_profile_by_op_ms": kinds})
+    results.update({"infer_ms_%d" % args.large_size: 1000 * large_s, "bfloat16_cpu": BFLOAT16 in precisions,
                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
     results["settings"] = {"image_size": args.image_size, "large_size": args.large_size,
                            "batch_size": args.batch_size, "fc_width": args.fc_width, "repeats": args.repeats,
@@ -196,32 +191,32 @@ def run(args):
     return results
 
 
-def summary(args, naive, training, inference, peaks, precisions):
-    """The keys of benchmark.json from the interleaved runs: each rate divided by the peak of its own round."""
+def summary(args, flops, training, inference, peaks, precisions):
+    """The keys of benchmark.json from the interleaved runs: each rate divided by the peak of its own round, each
+    ratio the median of the rounds' ratios."""
     train_times, losses, data_wait = training
-    forward, train = naive["model_gflops_per_image"], naive["train_gflops_per_image"]
+    forward, train = flops["model_gflops_per_image"], flops["train_gflops_per_image"]
+    train_s, infer_s = np.asarray(train_times["train_" + FLOAT32]), np.asarray(inference["infer_" + FLOAT32])
+    naive_s = np.asarray(train_times["naive_train"]) + np.asarray(train_times["naive_loss_again"]) / args.log_every
     train_peaks = benchmark_runs.peak_gflops(train_times, peaks)
     infer_peaks = benchmark_runs.peak_gflops(inference, peaks)
-    train_s, infer_s = np.asarray(train_times["train_" + FLOAT32]), np.asarray(inference["infer_" + FLOAT32])
-    results = {
+    results = dict(flops, **{
         "peak_gflops": float(np.median(infer_peaks)),
         "peak_matmul_gflops": float(np.median(peaks["matmul_" + FLOAT32][1] / 1e9 / np.asarray(
             inference["matmul_" + FLOAT32]))),
         "peak_conv_gflops": float(np.median(peaks["conv_" + FLOAT32][1] / 1e9 / np.asarray(
             inference["conv_" + FLOAT32]))),
-        "model_gflops_per_image": forward,
-        "train_gflops_per_image": train,
         "train_images_per_sec": args.batch_size / float(np.median(train_s)),
         "train_flop_utilization": float(np.median(train * args.batch_size / train_s / train_peaks)),
         "infer_ms_%d" % args.image_size: 1000 * float(np.median(infer_s)),
         "infer_flop_utilization": float(np.median(forward * args.batch_size / infer_s / infer_peaks)),
-        "naive_train_images_per_sec": args.batch_size / naive["naive_train_step_s"],
-        "naive_infer_ms_%d" % args.image_size: 1000 * naive["naive_infer_s"],
-        "speedup_vs_naive": naive["naive_train_step_s"] / float(np.median(train_s)),
+        "naive_train_images_per_sec": args.batch_size / float(np.median(naive_s)),
+        "naive_train_flop_utilization": float(np.median(train * args.batch_size / naive_s / train_peaks)),
+        "naive_infer_ms_%d" % args.image_size: 1000 * float(np.median(inference["naive_infer"])),
+        "speedup_vs_naive": benchmark_runs.median_ratio(naive_s, train_s),
         "data_wait_fraction": data_wait,
         "train_loss": float(losses[FLOAT32]),
-    }
-    results["naive_train_flop_utilization"] = train * results["naive_train_images_per_sec"] / results["peak_gflops"]
+    })
     if BFLOAT16 in precisions:
         results.update({
             "bf16_peak_gflops": float(np.median(benchmark_runs.peak_gflops(inference, peaks, BFLOAT16))),
@@ -251,7 +246,7 @@ def print_table(results):
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         print("%-*s  %10.3f" % (width, key, value))
-    for key in ("infer_profile_ms", "infer_profile_by_op_ms"):
+    for key in (key for key, value in results.items() if key.endswith("_ms") and isinstance(value, dict)):
         print("%s: %s" % (key, ", ".join("%s %.0f" % item for item in results[key].items())))
     print("settings: %s" % json.dumps(results["settings"]))
 

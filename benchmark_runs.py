@@ -66,9 +66,10 @@ def peak_gflops(times, peaks, precision=FLOAT32):
     return np.max(rates, axis=0)
 
 
-def time_training(args, weights, mean_pixel, reader, precisions, peaks):
+def time_training(args, weights, mean_pixel, reader, precisions, alongside):
     """The --mode=train step (next_batch, feed, train_step) in a session of each precision on one graph, and the
-    peak runs, interleaved. Returns ({name: [seconds]}, {precision: last loss}, data wait fraction of float32)."""
+    functions of `alongside` ({name: function}), interleaved. Returns ({name: [seconds]}, {precision: last loss},
+    the fraction of the float32 steps spent waiting for data)."""
     losses, waits = {}, []
     with tf.Graph().as_default():
         model = FCN.build_model(weights, mean_pixel, fc_width=args.fc_width)
@@ -85,7 +86,7 @@ def time_training(args, weights, mean_pixel, reader, precisions, peaks):
             feed = modes.feed(model, images, annotations, keep_prob=0.85)
             losses[precision], _ = modes.train_step(sessions[precision], model, feed, with_summary=True)
         runs = {"train_" + precision: (lambda precision=precision: step(precision)) for precision in precisions}
-        runs.update((name, run) for name, (run, _) in peaks.items())
+        runs.update(alongside)
         times = interleaved(runs, args.repeats, args.warmup)
         for sess in sessions.values():
             sess.close()
@@ -104,27 +105,34 @@ def predictor_session(args, weights, mean_pixel, precision, infer_size=0):
     return sess, predictor
 
 
-def time_inference(args, predictors, peaks):
-    """A batch of --image_size images through each precision's predictor, interleaved with the peak runs."""
+def time_inference(args, predictors, alongside):
+    """A batch of --image_size images through each precision's predictor, interleaved with the functions of
+    `alongside` ({name: function})."""
     images = np.random.RandomState(0).randint(0, 256, (args.batch_size, args.image_size, args.image_size, 3))
     runs = {"infer_" + precision: (lambda sess=sess, predictor=predictor: sess.run(
         predictor.labels, {predictor.images: images})) for precision, (sess, predictor) in predictors.items()}
-    runs.update((name, run) for name, (run, _) in peaks.items())
+    runs.update(alongside)
     return interleaved(runs, args.repeats, args.warmup)
 
 
-def op_profile(sess, predictor, images, top=8):
-    """{node: milliseconds} of the slowest nodes of one traced run, and {op type: milliseconds}."""
-    metadata = tf.compat.v1.RunMetadata()
-    sess.run(predictor.labels, {predictor.images: images}, run_metadata=metadata,
-             options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE))
-    nodes, kinds = collections.Counter(), collections.Counter()
-    for device in metadata.step_stats.dev_stats:
-        for node in device.node_stats:
-            milliseconds = node.op_end_rel_micros / 1e3
-            nodes[node.node_name] += milliseconds
-            kinds[node.timeline_label.split(" = ")[-1].split("(")[0]] += milliseconds
-    return dict(nodes.most_common(top)), dict(kinds.most_common(top))
+def op_profile(sess, predictor, images, top=8, runs=3):
+    """{node: milliseconds} of the slowest nodes, and {op type: milliseconds}: each the least of `runs` traced
+    runs (load from other jobs only adds)."""
+    nodes, kinds = collections.defaultdict(list), collections.defaultdict(list)
+    for _ in range(runs):
+        metadata = tf.compat.v1.RunMetadata()
+        sess.run(predictor.labels, {predictor.images: images}, run_metadata=metadata,
+                 options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE))
+        by_node, by_kind = collections.Counter(), collections.Counter()
+        for device in metadata.step_stats.dev_stats:
+            for node in device.node_stats:
+                by_node[node.node_name] += node.op_end_rel_micros / 1e3
+                by_kind[node.timeline_label.split(" = ")[-1].split("(")[0]] += node.op_end_rel_micros / 1e3
+        for totals, counted in ((nodes, by_node), (kinds, by_kind)):
+            for name, milliseconds in counted.items():
+                totals[name].append(milliseconds)
+    return tuple(dict(collections.Counter({name: min(times) for name, times in totals.items()}).most_common(top))
+                 for totals in (nodes, kinds))
 
 
 def native_size_images(folder, count, min_size, max_size):
