@@ -111,7 +111,8 @@ def run_train(flags, found_checkpoints):
         precision = compute_precision(flags)
         model, saver, mean_pixel = training_graph(flags, precision)
         options = reader_options(flags)
-        with session.make_session(flags.xla, precision) as sess, dataset.BatchDatset(train_records, options) as train_reader, \
+        with session.make_session(flags.xla, precision) as sess, \
+                dataset.BatchDatset(train_records, options) as train_reader, \
                 dataset.BatchDatset(valid_records, options) as validation_reader:
             try:
                 restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
@@ -347,11 +348,11 @@ def inference_session(flags, found_checkpoints):
     """(session, FCN.build_predictor's predictor, the checkpoint restored or None) for evaluate, predict, export."""
     weights, mean_pixel = vgg_for_inference(flags, found_checkpoints)
     infer_size = flags.image_size if flags.infer_size is None else flags.infer_size
-    precision = inference_precision(flags)
+    precision = compute_precision(flags)
+    bfloat16 = precision == BFLOAT16  # the graph itself is bfloat16, variables included: nothing to rewrite
     predictor = FCN.build_predictor(weights, mean_pixel, infer_size, flags.fc_width,
-                                    convs_as_matmul=flags.convs_as_matmul,
-                                    dtype=tf.bfloat16 if precision == BFLOAT16 else None)
-    sess = session.make_session(precision=FLOAT16 if precision == FLOAT16 else FLOAT32)
+                                    convs_as_matmul=flags.convs_as_matmul, dtype=tf.bfloat16 if bfloat16 else None)
+    sess = session.make_session(precision=FLOAT32 if bfloat16 else precision)
     try:
         checkpoint = restore(sess, predictor.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir,
                              fresh="evaluating the untrained network (VGG weights and a random head)")
@@ -396,16 +397,11 @@ def model_record(flags, mean_pixel):
 
 
 def compute_precision(flags):
-    """What the arithmetic runs in: FLOAT32, or with --mixed_precision what this machine does fast (see
-    precision.mixed_precision_type; a line says when that is float32)."""
-    if not flags.mixed_precision:
-        return FLOAT32
+    """FLOAT32, or with --mixed_precision what this machine computes fast (precision.mixed_precision_type; a line
+    says when that is float32). Export writes a bfloat16 SavedModel wherever it runs."""
+    if not flags.mixed_precision or flags.mode == "export":
+        return BFLOAT16 if flags.mixed_precision else FLOAT32
     chosen, note = mixed_precision_type(bool(tf.config.list_physical_devices("GPU")))
     if note:
         print(note)
     return chosen
-
-
-def inference_precision(flags):
-    """compute_precision, but export --mixed_precision writes a bfloat16 SavedModel wherever it runs."""
-    return BFLOAT16 if flags.mode == "export" and flags.mixed_precision else compute_precision(flags)
