@@ -12,6 +12,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+import BatchDatsetReader as dataset
 import demo_data
 import FCN
 import modes
@@ -136,7 +137,7 @@ def op_profile(sess, predictor, images, top=8, runs=3):
 
 
 def native_size_images(folder, count, min_size, max_size):
-    """`count` synthetic validation images with sides in min_size..max_size, as uint8 arrays."""
+    """The records (image and annotation paths) of `count` synthetic validation images, sides min_size..max_size."""
     data_dir = os.path.join(folder, "native")
     demo_data.write_scene_dataset(data_dir, num_training=0, num_validation=count, min_size=min_size,
                                   max_size=max_size, seed=1)
@@ -147,11 +148,11 @@ def native_size_images(folder, count, min_size, max_size):
 def time_native_evaluation(records, predictors):
     """Seconds the network part of --mode=evaluate --infer_size=0 takes over `records`, for each precision one image
     at a time (before batching) and in batches of a padded size; a pass untimed first (each new shape costs once).
-    The four run interleaved, batch by batch."""
+    The ways run interleaved, batch by batch; images are decoded before the clock starts."""
     totals = collections.Counter()
     for timed in (False, True):
         for batch in modes.batches_of_a_size(records, 32):
-            images = [modes.dataset.read_image(record["image"]) for record in batch]
+            images = [dataset.read_image(record["image"]) for record in batch]
             for precision, (sess, predictor) in predictors.items():
                 started = time.perf_counter()
                 for image in images:
