@@ -126,6 +126,19 @@ def read_record_labels(record, label_colors=None, ignore_label=None):
     return read_annotation(record["annotation"], label_colors)
 
 
+def record_image_size(record):
+    """(width, height) of a record's image from its header alone; None when it cannot be read (reading the pair
+    reports why)."""
+    try:
+        if "index" in record:
+            height, width = np.load(record["image"], mmap_mode="r").shape[1:3]
+            return width, height
+        with Image.open(record["image"]) as image:
+            return image.size
+    except Exception:  # PIL and numpy report broken files with many exception types
+        return None
+
+
 def record_source(record, key):
     """What to name in a message about record[key]: the file, and for arrays the item too."""
     return "%s[%d]" % (record[key], record["index"]) if "index" in record else record[key]

@@ -4,6 +4,7 @@ A port of shekkizh/FCN.tensorflow to today's TensorFlow (tf.compat.v1 graphs and
 mode runs is in modes.py, sessions and checkpoints in session.py. `python FCN.py --helpfull` lists every flag.
 """
 import collections
+import contextlib
 import importlib.util
 import os
 import sys
@@ -92,8 +93,10 @@ flags.DEFINE_bool("convs_as_matmul", True,
 flags.DEFINE_bool("xla", False, "train and visualize: compile the graph with XLA auto-clustering (evaluate, "
                   "predict and export ignore it: each new image size would be compiled again)")
 flags.DEFINE_bool("mixed_precision", False,
-                  "GPU: float16 compute with float32 master weights and dynamic loss scaling (on a CPU only the "
-                  "loss scaling runs; its variables are saved in the checkpoints)")
+                  "convolutions and matmuls in 16 bits, loss, softmax and metrics in float32. On a CPU with "
+                  "avx512_bf16 or amx_bf16: bfloat16 (float32 variables when training); on a GPU: float16 with "
+                  "float32 master weights and dynamic loss scaling; other CPUs: float32, with a line saying so. "
+                  "export: a bfloat16 SavedModel")
 flags.register_validator("learning_rate", lambda value: value > 0, "--learning_rate must be > 0")
 flags.register_validator("keep_prob", lambda value: 0 < value <= 1, "--keep_prob must be in (0, 1]")
 flags.register_validator("image_size", lambda value: value % 32 == 0, "--image_size must be a multiple of 32")
@@ -296,6 +299,8 @@ def inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes=N
         logits = tf.image.resize(logits, size, method="bilinear")
     else:
         logits = logits[:, :size[0], :size[1]]
+    if logits.dtype != tf.float32:  # a bfloat16 network: scores, labels and softmax in float32
+        logits = tf.cast(logits, tf.float32)
     labels = tf.argmax(logits, axis=3, output_type=tf.int32, name="labels")
     return labels, tf.nn.softmax(logits, name="probabilities")
 
@@ -331,7 +336,7 @@ def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_pre
 Model = collections.namedtuple("Model", [
     "image", "annotation", "keep_probability", "pred_annotation", "logits", "loss", "train_op",
     "global_step", "train_summary", "validation_summary", "pretrained", "weights_finite"])
-Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained"])
+Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained", "mean_pixel"])
 
 
 def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False,
@@ -368,12 +373,15 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
 
 
 def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=NUM_OF_CLASSESS, convs_as_matmul=True,
-                    head="original"):
-    """The inference path evaluate, predict and export share: uint8 `images` in, `labels` and `probabilities` out."""
+                    head="original", dtype=None):
+    """The inference path evaluate, predict and export share: uint8 `images` in, `labels` and `probabilities` out.
+
+    dtype tf.bfloat16: the network's variables and arithmetic in bfloat16, its scores cast to float32."""
     images = tf.compat.v1.placeholder(tf.uint8, shape=[None, None, None, 3], name="images")
-    labels, probabilities = inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes, fc_width,
-                                                  convs_as_matmul, head)
-    return Predictor(images, labels, probabilities, pretrained_loader(weights))
+    with tf.variable_creator_scope(utils.variables_of(dtype)) if dtype else contextlib.nullcontext():
+        labels, probabilities = inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes, fc_width,
+                                                      convs_as_matmul, head)
+    return Predictor(images, labels, probabilities, pretrained_loader(weights), mean_pixel)
 
 
 def kernels_l2():

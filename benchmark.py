@@ -1,12 +1,15 @@
-"""How fast FCN-8s trains and predicts here, against this machine's peak and against the naive port.
+"""How fast FCN-8s trains and predicts here, against this machine's peak, against the naive port, and in bfloat16.
 
-    python benchmark.py                 # full width, 224x224, batch 2; writes benchmark.json (a few minutes)
+    python benchmark.py                 # full width, 224x224, batch 2; writes benchmark.json (several minutes)
     python benchmark.py --quick         # a smoke run of the same steps on a narrow net and small images
 
-Peak: the best of a large matmul and a VGG-sized convolution. FLOPs: the convolutions and matmuls of the
-original graph (tf.nn ops) counted from their shapes. Optimised: FCN.build_model + session.make_session and
-the feed and step of --mode=train. Naive: the original graph, a default session, the loss run a second
-time every log_every steps. Times are medians of --repeats runs after --warmup runs.
+Peak: the best of a large matmul and a VGG-sized convolution, run in the same rounds as what is compared with it.
+FLOPs: the convolutions and matmuls of the original graph (tf.nn ops) counted from their shapes. Training:
+FCN.build_model + session.make_session and the feed and step of --mode=train. Inference: FCN.build_predictor, the
+path of evaluate, predict and export. Naive: the original graph, a default session, the loss run a second time
+every log_every steps. Float32 and bfloat16 (on a CPU with avx512_bf16 or amx_bf16) run interleaved, see
+benchmark_runs.py; times are medians of --repeats rounds after --warmup rounds. Evaluation at native size:
+--native_images synthetic images, one at a time (as before batching) and in batches of a padded size.
 """
 import argparse
 import json
@@ -19,12 +22,13 @@ import numpy as np
 import tensorflow as tf
 
 import BatchDatsetReader as dataset
+import benchmark_runs
 import demo_data
 import FCN
 import matconvnet
 import modes
 import read_MITSceneParsingData as scene_parsing
-import session
+from precision import BFLOAT16, FLOAT32, cpu_model, mixed_precision_type
 
 MODEL_FILE = matconvnet.MODEL_FILE
 CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
@@ -43,7 +47,8 @@ def build_parser():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--log_every", type=int, default=10, help="as FCN.py: the step that also fetches the loss")
     parser.add_argument("--xla", action="store_true", help="time the optimised run with FCN.py --xla")
-    parser.add_argument("--mixed_precision", action="store_true", help="... and with --mixed_precision")
+    parser.add_argument("--native_images", type=int, default=20, help="images evaluated at their native size")
+    parser.add_argument("--native_sizes", default="375,500", help="smallest and largest side of those images")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: widths 4,8,8,16,16, fc_width 16, 64x64 and 96x96, 2 repeats")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
@@ -59,27 +64,6 @@ def median_seconds(run, repeats, warmup):
         run()
         times.append(time.perf_counter() - started)
     return float(np.median(times))
-
-
-# ---------------------------------------------------------------- the machine
-
-def peak_gflops(matmul_size, conv_shape, repeats, warmup):
-    """GFLOP/s of a square matmul and of a 3x3 SAME convolution (batch, side, channels in = out)."""
-    results = {}
-    batch, side, channels = conv_shape
-    with tf.Graph().as_default():
-        a = tf.Variable(tf.random.normal([matmul_size, matmul_size]))
-        b = tf.Variable(tf.random.normal([matmul_size, matmul_size]))
-        matmul = tf.reduce_sum(tf.matmul(a, b))
-        x = tf.Variable(tf.random.normal([batch, side, side, channels]))
-        w = tf.Variable(tf.random.normal([3, 3, channels, channels]))
-        conv = tf.reduce_sum(tf.nn.conv2d(x, w, 1, "SAME"))
-        with session.make_session() as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            flops = {"matmul": 2.0 * matmul_size ** 3, "conv": 2.0 * batch * side * side * 9 * channels * channels}
-            for name, fetch in (("matmul", matmul), ("conv", conv)):
-                results[name] = flops[name] / median_seconds(lambda: sess.run(fetch), repeats, warmup) / 1e9
-    return results
 
 
 # ---------------------------------------------------------------- FLOPs from the graph
@@ -145,109 +129,124 @@ def load_weights(args, folder):
     return FCN.load_vgg(folder, "file:///" + MODEL_FILE)
 
 
-def start_session(sess, model):
-    sess.run(tf.compat.v1.global_variables_initializer())
-    model.pretrained.load(sess)
-
-
-def time_optimised(args, weights, mean_pixel, reader):
-    """The --mode=train path: make_session, next_batch, _feed, train_step; then inference at both sizes."""
-    result = {}
-    with tf.Graph().as_default():
-        model = FCN.build_model(weights, mean_pixel, fc_width=args.fc_width, mixed_precision=args.mixed_precision)
-        with session.make_session(args.xla) as sess:
-            start_session(sess, model)
-            step_times, wait_times, losses = [], [], []
-            for itr in range(args.warmup + args.repeats):
-                started = time.perf_counter()
-                images, annotations = reader.next_batch(args.batch_size)
-                feed = modes.feed(model, images, annotations, keep_prob=0.85)
-                fed = time.perf_counter()
-                loss, _ = modes.train_step(sess, model, feed, with_summary=itr % args.log_every == 0)
-                losses.append(float(loss))
-                if itr >= args.warmup:
-                    step_times.append(time.perf_counter() - started)
-                    wait_times.append(fed - started)
-            result["train_step_s"] = float(np.median(step_times))
-            result["data_wait_fraction"] = float(np.sum(wait_times) / np.sum(step_times))
-            result["train_loss"] = losses[-1]
-            for size, batch in ((args.image_size, args.batch_size), (args.large_size, 1)):
-                feed = modes.feed(model, np.zeros((batch, size, size, 3), np.uint8))
-                result["infer_s_%d" % size] = median_seconds(
-                    lambda: sess.run(model.pred_annotation, feed_dict=feed), args.repeats, args.warmup)
-    return result
-
-
-def time_naive(args, weights, mean_pixel, reader):
-    """The original graph and loop: default session, numpy feed_dict, the loss run again on log steps.
-
-    Also counts the model's FLOPs in this graph (the original ops)."""
-    result = {}
+def naive_runs(args, weights, mean_pixel, reader):
+    """The original graph and loop (default session, numpy feed_dict, the loss run again on log steps) as functions
+    to time alongside the optimised ones: ({"naive_train", "naive_loss_again": function}, {"naive_infer": ...}),
+    and the model's FLOPs counted in this graph (the original ops)."""
     with tf.Graph().as_default():
         model = FCN.build_model(weights, mean_pixel, fc_width=args.fc_width, convs_as_matmul=False)
-        with tf.compat.v1.Session() as sess:
-            start_session(sess, model)
-            images, annotations = reader.next_batch(args.batch_size)
-            feed = {model.image: images, model.annotation: annotations, model.keep_probability: 0.85}
-            step = median_seconds(lambda: sess.run(model.train_op, feed_dict=feed), args.repeats, args.warmup)
-            again = median_seconds(lambda: sess.run([model.loss, model.train_summary], feed_dict=feed),
-                                   max(1, args.repeats // 2), 1)
-            result["naive_train_step_s"] = step + again / args.log_every
-            infer_feed = {model.image: images, model.keep_probability: 1.0}
-            result["naive_infer_s"] = median_seconds(
-                lambda: sess.run(model.pred_annotation, feed_dict=infer_feed), args.repeats, args.warmup)
-            result["model_gflops_per_image"] = model_gflops(sess, model, model.logits, args.image_size)
-            result["train_gflops_per_image"] = model_gflops(sess, model, model.train_op, args.image_size)
-    return result
+        sess = tf.compat.v1.Session()
+        sess.run(tf.compat.v1.global_variables_initializer())
+        model.pretrained.load(sess)
+        images, annotations = reader.next_batch(args.batch_size)
+        feed = {model.image: images, model.annotation: annotations, model.keep_probability: 0.85}
+        infer_feed = {model.image: images, model.keep_probability: 1.0}
+        flops = {"model_gflops_per_image": model_gflops(sess, model, model.logits, args.image_size),
+                 "train_gflops_per_image": model_gflops(sess, model, model.train_op, args.image_size)}
+    training = {"naive_train": lambda: sess.run(model.train_op, feed_dict=feed),
+                "naive_loss_again": lambda: sess.run([model.loss, model.train_summary], feed_dict=feed)}
+    return training, {"naive_infer": lambda: sess.run(model.pred_annotation, feed_dict=infer_feed)}, flops
 
 
 def run(args):
     if args.quick:
         args.widths, args.fc_width, args.image_size, args.large_size = "4,8,8,16,16", 16, 64, 96
-        args.repeats, args.warmup = 2, 1
-    peak_sizes = ((512, (1, 28, 64)) if args.quick else (2048, (2, 56, 256)))
-    peaks = peak_gflops(*peak_sizes, repeats=args.repeats, warmup=args.warmup)
+        args.repeats, args.warmup, args.native_sizes = 2, 1, "40,90"
+    precisions = (FLOAT32, BFLOAT16) if mixed_precision_type(False)[0] == BFLOAT16 else (FLOAT32,)
+    if BFLOAT16 not in precisions:
+        print("This CPU has neither avx512_bf16 nor amx_bf16: bfloat16 is not measured")
+    peaks = benchmark_runs.peak_runs(*((512, (1, 28, 64)) if args.quick else (2048, (2, 56, 256))),
+                                     precisions=precisions)
     with tempfile.TemporaryDirectory(prefix="fcn_benchmark_") as folder:
         weights, mean_pixel = load_weights(args, folder)
+        peak_functions = {name: run for name, (run, _) in peaks.items()}
         with synthetic_reader(args.image_size, args.batch_size, folder) as reader:
-            naive = time_naive(args, weights, mean_pixel, reader)
-            optimised = time_optimised(args, weights, mean_pixel, reader)
+            naive_training, naive_inference, flops = naive_runs(args, weights, mean_pixel, reader)
+            training = benchmark_runs.time_training(args, weights, mean_pixel, reader, precisions,
+                                                    dict(peak_functions, **naive_training))
+        predictors = {precision: benchmark_runs.predictor_session(args, weights, mean_pixel, precision)
+                      for precision in precisions}
+        inference = benchmark_runs.time_inference(args, predictors, dict(peak_functions, **naive_inference))
+        sess, predictor = predictors[FLOAT32]
+        large = np.zeros((1, args.large_size, args.large_size, 3), np.uint8)
+        large_s = median_seconds(lambda: sess.run(predictor.labels, {predictor.images: large}), args.repeats,
+                                 args.warmup)
+        batch = np.zeros((args.batch_size, args.image_size, args.image_size, 3), np.uint8)
+        profiles = {precision: benchmark_runs.op_profile(*predictors[precision], batch) for precision in precisions}
+        min_size, max_size = (int(side) for side in args.native_sizes.split(","))
+        records = benchmark_runs.native_size_images(folder, args.native_images, min_size, max_size)
+        evaluation = benchmark_runs.time_native_evaluation(records, predictors)
+    results = summary(args, flops, training, inference, peaks, precisions)
+    results.update(native_evaluation_summary(evaluation, len(records), precisions))
+    for precision, (nodes, kinds) in profiles.items():
+        prefix = "bf16_" if precision == BFLOAT16 else ""
+        results.update({prefix + "infer_profile_ms": nodes, prefix + "infer_profile_by_op_ms": kinds})
+    results.update({"infer_ms_%d" % args.large_size: 1000 * large_s, "bfloat16_cpu": BFLOAT16 in precisions,
+                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
+    results["settings"] = {"image_size": args.image_size, "large_size": args.large_size,
+                           "batch_size": args.batch_size, "fc_width": args.fc_width, "repeats": args.repeats,
+                           "xla": args.xla, "native_images": args.native_images, "native_sizes": args.native_sizes,
+                           "load_average": os.getloadavg()[0], "cpu": cpu_model()}
+    return results
 
-    peak = max(peaks.values())
-    forward, train = naive["model_gflops_per_image"], naive["train_gflops_per_image"]
-    train_ips = args.batch_size / optimised["train_step_s"]
-    naive_ips = args.batch_size / naive["naive_train_step_s"]
-    infer_224 = optimised["infer_s_%d" % args.image_size]
-    return {
-        "peak_gflops": peak,
-        "peak_matmul_gflops": peaks["matmul"],
-        "peak_conv_gflops": peaks["conv"],
-        "model_gflops_per_image": forward,
-        "train_gflops_per_image": train,
-        "train_images_per_sec": train_ips,
-        "train_flop_utilization": train * train_ips / peak,
-        "infer_ms_%d" % args.image_size: 1000 * infer_224,
-        "infer_ms_%d" % args.large_size: 1000 * optimised["infer_s_%d" % args.large_size],
-        "infer_flop_utilization": forward * args.batch_size / infer_224 / peak,
-        "naive_train_images_per_sec": naive_ips,
-        "naive_train_flop_utilization": train * naive_ips / peak,
-        "naive_infer_ms_%d" % args.image_size: 1000 * naive["naive_infer_s"],
-        "speedup_vs_naive": train_ips / naive_ips,
-        "data_wait_fraction": optimised["data_wait_fraction"],
-        "train_loss": optimised["train_loss"],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "settings": {"image_size": args.image_size, "large_size": args.large_size, "batch_size": args.batch_size,
-                     "infer_batch": [args.batch_size, 1], "fc_width": args.fc_width, "repeats": args.repeats,
-                     "xla": args.xla, "mixed_precision": args.mixed_precision,
-                     "load_average": os.getloadavg()[0]},
-    }
+
+def summary(args, flops, training, inference, peaks, precisions):
+    """The keys of benchmark.json from the interleaved runs: each rate divided by the peak of its own round, each
+    ratio the median of the rounds' ratios."""
+    train_times, losses, data_wait = training
+    forward, train = flops["model_gflops_per_image"], flops["train_gflops_per_image"]
+    train_s, infer_s = np.asarray(train_times["train_" + FLOAT32]), np.asarray(inference["infer_" + FLOAT32])
+    naive_s = np.asarray(train_times["naive_train"]) + np.asarray(train_times["naive_loss_again"]) / args.log_every
+    train_peaks = benchmark_runs.peak_gflops(train_times, peaks)
+    infer_peaks = benchmark_runs.peak_gflops(inference, peaks)
+    results = dict(flops, **{
+        "peak_gflops": float(np.median(infer_peaks)),
+        "peak_matmul_gflops": float(np.median(peaks["matmul_" + FLOAT32][1] / 1e9 / np.asarray(
+            inference["matmul_" + FLOAT32]))),
+        "peak_conv_gflops": float(np.median(peaks["conv_" + FLOAT32][1] / 1e9 / np.asarray(
+            inference["conv_" + FLOAT32]))),
+        "train_images_per_sec": args.batch_size / float(np.median(train_s)),
+        "train_flop_utilization": float(np.median(train * args.batch_size / train_s / train_peaks)),
+        "infer_ms_%d" % args.image_size: 1000 * float(np.median(infer_s)),
+        "infer_flop_utilization": float(np.median(forward * args.batch_size / infer_s / infer_peaks)),
+        "naive_train_images_per_sec": args.batch_size / float(np.median(naive_s)),
+        "naive_train_flop_utilization": float(np.median(train * args.batch_size / naive_s / train_peaks)),
+        "naive_infer_ms_%d" % args.image_size: 1000 * float(np.median(inference["naive_infer"])),
+        "speedup_vs_naive": benchmark_runs.median_ratio(naive_s, train_s),
+        "data_wait_fraction": data_wait,
+        "train_loss": float(losses[FLOAT32]),
+    })
+    if BFLOAT16 in precisions:
+        results.update({
+            "bf16_peak_gflops": float(np.median(benchmark_runs.peak_gflops(inference, peaks, BFLOAT16))),
+            "bf16_train_speedup": benchmark_runs.median_ratio(train_s, train_times["train_" + BFLOAT16]),
+            "bf16_infer_speedup": benchmark_runs.median_ratio(infer_s, inference["infer_" + BFLOAT16]),
+            "bf16_infer_ms_%d" % args.image_size: 1000 * float(np.median(inference["infer_" + BFLOAT16])),
+            "bf16_train_loss": float(losses[BFLOAT16]),
+        })
+    return results
+
+
+def native_evaluation_summary(seconds, num_images, precisions):
+    """images/s of evaluate's network at --infer_size=0: one image at a time in float32 (before), and in batches of
+    a padded size in each precision; the gain of the fastest over the first."""
+    results = {"native_images_per_sec_one_at_a_time": num_images / seconds["one_" + FLOAT32]}
+    for precision in precisions:
+        results["native_images_per_sec_batched_" + precision] = num_images / seconds["batched_" + precision]
+        if precision != FLOAT32:
+            results["native_images_per_sec_one_at_a_time_" + precision] = num_images / seconds["one_" + precision]
+    results["native_evaluate_speedup"] = (max(num_images / seconds["batched_" + precision] for precision in precisions)
+                                          / results["native_images_per_sec_one_at_a_time"])
+    return results
 
 
 def print_table(results):
-    rows = [(key, value) for key, value in results.items() if key != "settings"]
+    rows = [(key, value) for key, value in results.items() if not isinstance(value, dict)]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         print("%-*s  %10.3f" % (width, key, value))
+    for key in (key for key, value in results.items() if key.endswith("_ms") and isinstance(value, dict)):
+        print("%s: %s" % (key, ", ".join("%s %.0f" % item for item in results[key].items())))
     print("settings: %s" % json.dumps(results["settings"]))
 
 

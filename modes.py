@@ -23,8 +23,10 @@ import metrics
 import pictures
 import read_MITSceneParsingData as scene_parsing
 import session
+from precision import BFLOAT16, FLOAT16, FLOAT32, mixed_precision_type
 
 PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
+BATCH_PIXELS = 4 * 512 * 512  # evaluate: most pixels in one batch (4 images of 512x512, about 2 GB of activations)
 
 
 # ---------------------------------------------------------------- train
@@ -134,9 +136,10 @@ def run_train(flags, found_checkpoints):
             np.random.seed(flags.seed)  # the epoch order
             tf.compat.v1.set_random_seed(flags.seed)  # the initial weights and dropout
         classes = model_classes(flags, found_checkpoints)
-        model, saver, mean_pixel = training_graph(flags, classes)
+        precision = compute_precision(flags)
+        model, saver, mean_pixel = training_graph(flags, classes, precision)
         options = reader_options(flags, classes)
-        with session.make_session(flags.xla) as sess, \
+        with session.make_session(flags.xla, precision) as sess, \
                 dataset.BatchDatset(train_records, training_reader_options(flags, classes, mean_pixel)) as train_reader, \
                 dataset.BatchDatset(valid_records, options) as validation_reader, \
                 dataset.BatchDatset(valid_records[:flags.val_images], options) as curve_reader:
@@ -174,9 +177,10 @@ def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_n
 def run_visualize(flags, found_checkpoints):
     _, valid_records = list_data(flags, required_splits=("validation",))
     classes = model_classes(flags, found_checkpoints)
-    model, _, _ = training_graph(flags, classes)
+    precision = compute_precision(flags)
+    model, _, _ = training_graph(flags, classes, precision)
     os.makedirs(flags.logs_dir, exist_ok=True)
-    with session.make_session(flags.xla) as sess, \
+    with session.make_session(flags.xla, precision) as sess, \
             dataset.BatchDatset(valid_records, reader_options(flags, classes)) as validation_reader:
         restore(sess, model.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir)
         visualize_mode(sess, model, validation_reader, flags.logs_dir, flags.batch_size,
@@ -190,19 +194,56 @@ def predict_labels(sess, predictor, image):
     return sess.run(predictor.labels, feed_dict={predictor.images: image[np.newaxis]})[0].astype(np.uint8)
 
 
-def network_predictions(sess, predictor, records, options):
+def network_predictions(sess, predictor, records, options, native_size=False):
     """(annotation, prediction) of each validation record, predicted at the annotation's own size; a pair that
-    cannot be used (see BatchDatsetReader.load_pair with `options`) is skipped with a line."""
+    cannot be used (see BatchDatsetReader.load_pair with `options`) is skipped with a line.
+
+    Images the network sees at the same size run as one batch (in the order of their sizes): of the same size,
+    or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32."""
+    for batch in batches_of_a_size(records, 32 if native_size else 1):
+        pairs = [pair for pair in (usable_pair(record, options) for record in batch) if pair]
+        if pairs:
+            for (_, annotation), labels in zip(pairs, predict_batch(sess, predictor, [image for image, _ in pairs])):
+                yield annotation, labels
+
+
+def usable_pair(record, options):
+    """(image, annotation (H, W)) of a record, or None after a line saying why it cannot be used."""
+    try:
+        image, annotation, warning = dataset.load_pair(record, None, options["num_classes"], options["ignore_label"],
+                                                       options["label_colors"])
+    except dataset.BadPairError as error:
+        print("Skipping %s: %s" % (error.path, error.reason))
+        return None
+    if warning:
+        print(warning)
+    return image, annotation[..., 0]
+
+
+def batches_of_a_size(records, multiple, max_pixels=BATCH_PIXELS):
+    """The records in lists whose images have the same height and width rounded up to `multiple`, each list up to
+    max_pixels (an image alone may have more). Records whose size cannot be read come last, one per list."""
+    rounded = {}
     for record in records:
-        try:
-            image, annotation, warning = dataset.load_pair(record, None, options["num_classes"],
-                                                           options["ignore_label"], options["label_colors"])
-        except dataset.BadPairError as error:
-            print("Skipping %s: %s" % (error.path, error.reason))
-            continue
-        if warning:
-            print(warning)
-        yield annotation[..., 0], predict_labels(sess, predictor, image)
+        size = dataset.record_image_size(record)
+        key = tuple(-(-side // multiple) * multiple for side in size) if size else (np.inf, len(rounded))
+        rounded.setdefault(key, []).append(record)
+    for (width, height), same in sorted(rounded.items()):
+        per_batch = max(1, int(max_pixels // (width * height)))
+        for start in range(0, len(same), per_batch):
+            yield same[start:start + per_batch]
+
+
+def predict_batch(sess, predictor, images):
+    """uint8 label maps of RGB images run as one batch; smaller ones are padded to the largest with the mean pixel
+    (rounded: images are uint8) and their labels cropped back."""
+    height, width = np.max([image.shape[:2] for image in images], axis=0)
+    batch = np.empty((len(images), height, width, 3), np.uint8)
+    batch[...] = np.round(predictor.mean_pixel).astype(np.uint8)
+    for index, image in enumerate(images):
+        batch[index, :image.shape[0], :image.shape[1]] = image
+    labels = sess.run(predictor.labels, feed_dict={predictor.images: batch}).astype(np.uint8)
+    return [labels[index, :image.shape[0], :image.shape[1]] for index, image in enumerate(images)]
 
 
 def saved_predictions(predictions_dir, records, num_classes=FCN.NUM_OF_CLASSESS, label_colors=None):
@@ -255,8 +296,8 @@ def run_evaluate(flags, found_checkpoints):
         return
     sess, predictor, checkpoint = inference_session(flags, found_checkpoints, classes)
     with sess:
-        evaluate_mode(network_predictions(sess, predictor, records, options), len(records), flags.logs_dir, checkpoint,
-                      classes.class_names, unscored)
+        evaluate_mode(network_predictions(sess, predictor, records, options, native_size=flags.infer_size == 0),
+                      len(records), flags.logs_dir, checkpoint, classes.class_names, unscored)
 
 
 # ---------------------------------------------------------------- predict
@@ -383,12 +424,14 @@ def load_vgg(flags, with_fc=True):
                         fc_width=flags.fc_width if with_fc and flags.head in FCN.PAPER_HEADS else None)
 
 
-def training_graph(flags, classes):
-    """The training graph of FCN.build_model from the VGG file, a Saver keeping 5 checkpoints, the mean pixel."""
+def training_graph(flags, classes, precision=FLOAT32):
+    """The training graph of FCN.build_model from the VGG file, a Saver keeping 5 checkpoints, the mean pixel.
+
+    In float16 the optimizer scales the loss; bfloat16 needs no scaling (make_session's rewrite does the rest)."""
     weights, mean_pixel = load_vgg(flags)
     model = FCN.build_model(weights, mean_pixel, flags.learning_rate, flags.fc_width, classes.num_classes,
                             debug=flags.debug, convs_as_matmul=flags.convs_as_matmul,
-                            mixed_precision=flags.mixed_precision, palette=datasets.for_pictures(classes)[1],
+                            mixed_precision=precision == FLOAT16, palette=datasets.for_pictures(classes)[1],
                             ignore_label=classes.ignore_label, head=flags.head, learn_upsampling=flags.learn_upsampling,
                             optimizer=flags.optimizer, momentum=flags.momentum, weight_decay=flags.weight_decay)
     return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel
@@ -399,9 +442,12 @@ def inference_session(flags, found_checkpoints, classes):
     Without a checkpoint, evaluate scores the network --init_checkpoint would start training from."""
     weights, mean_pixel = vgg_for_inference(flags, found_checkpoints)
     infer_size = flags.image_size if flags.infer_size is None else flags.infer_size
+    precision = compute_precision(flags)
+    bfloat16 = precision == BFLOAT16  # the graph itself is bfloat16, variables included: nothing to rewrite
     predictor = FCN.build_predictor(weights, mean_pixel, infer_size, flags.fc_width, classes.num_classes,
-                                    convs_as_matmul=flags.convs_as_matmul, head=flags.head)
-    sess = session.make_session()
+                                    convs_as_matmul=flags.convs_as_matmul, head=flags.head,
+                                    dtype=tf.bfloat16 if bfloat16 else None)
+    sess = session.make_session(precision=FLOAT32 if bfloat16 else precision)
     init_checkpoint = checkpoints.resolve_checkpoint(flags.init_checkpoint or "")
     try:
         checkpoint = restore(sess, predictor.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir,
@@ -448,3 +494,14 @@ def model_record(flags, mean_pixel, classes):
     record.update((name, getattr(flags, name)) for name in FCN.MODEL_SHAPE_FLAGS + FCN.MODEL_DEFAULT_FLAGS)
     record.update(datasets.record_of(classes))
     return record
+
+
+def compute_precision(flags):
+    """FLOAT32, or with --mixed_precision what this machine computes fast (precision.mixed_precision_type; a line
+    says when that is float32). Export writes a bfloat16 SavedModel wherever it runs."""
+    if not flags.mixed_precision or flags.mode == "export":
+        return BFLOAT16 if flags.mixed_precision else FLOAT32
+    chosen, note = mixed_precision_type(bool(tf.config.list_physical_devices("GPU")))
+    if note:
+        print(note)
+    return chosen

@@ -4,23 +4,44 @@ import os
 import signal
 
 import tensorflow as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
 
 import checkpoints
+import TensorflowUtils as utils
+from precision import FLOAT16, FLOAT32
 
 
 class UnreadableCheckpoints(IOError):
     """Checkpoints exist but none of them reads."""
 
 
-def make_session(xla=False):
+def make_session(xla=False, precision=FLOAT32):
     """A session running one op at a time on all cores: oneDNN's kernels use every core by themselves,
-    so running two ops side by side only makes them fight over the caches."""
+    so running two ops side by side only makes them fight over the caches.
+
+    precision "bfloat16" or "float16": Grappler rewrites the graph to compute convolutions and matmuls in that type
+    (see mixed_precision_rewrite); variables, the loss and what is fetched stay float32."""
     if "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", ""):  # lets xla auto-cluster on a CPU too
         os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
     config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1)
     if xla:
         config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
+    if precision != FLOAT32:
+        mixed_precision_rewrite(config.graph_options.rewrite_options, precision)
     return tf.compat.v1.Session(config=config)
+
+
+def mixed_precision_rewrite(rewrite_options, precision):
+    """Turn on Grappler's float16 (CUDA) or bfloat16 (oneDNN) rewrite.
+
+    The bfloat16 one would also run Softmax in bfloat16 and leave the conv6 patches in float32: its lists are
+    adjusted through the environment variables it reads (a value the user set is kept)."""
+    if precision == FLOAT16:
+        rewrite_options.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+        return
+    os.environ.setdefault("TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_INFERLIST_REMOVE", "Softmax")
+    os.environ.setdefault("TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_INFERLIST_ADD", "ExtractImagePatches")
+    rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
 
 
 def restore_or_initialize(sess, pretrained, saver, found_checkpoints, init_checkpoint=None):
@@ -104,7 +125,10 @@ def short_reason(error):
 
 
 def restore_checkpoint(sess, checkpoint):
-    saved = dict(tf.train.list_variables(checkpoint))
+    """Restore the graph's variables that `checkpoint` holds; one of another type than saved (a bfloat16 network,
+    float32 checkpoints) takes the saved value cast."""
+    reader = tf.train.load_checkpoint(checkpoint)
+    saved, saved_types = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     variables = tf.compat.v1.global_variables()
     present = [var for var in variables if var.op.name in saved]
     fresh = [var.op.name for var in variables if var.op.name not in saved]
@@ -112,7 +136,12 @@ def restore_checkpoint(sess, checkpoint):
         if list(saved[var.op.name]) != var.shape.as_list():
             raise ValueError("%s holds %s with shape %s, the graph wants %s: check --fc_width and the VGG file."
                              % (checkpoint, var.op.name, saved[var.op.name], var.shape.as_list()))
-    tf.compat.v1.train.Saver(present).restore(sess, checkpoint)
+    cast = [var for var in present if saved_types[var.op.name] != var.dtype.base_dtype]
+    same = [var for var in present if saved_types[var.op.name] == var.dtype.base_dtype]
+    if same or not cast:  # an empty list is refused: a checkpoint holding none of the graph's variables
+        tf.compat.v1.train.Saver(same).restore(sess, checkpoint)
+    if cast:
+        utils.PretrainedLoader([(var, reader.get_tensor(var.op.name)) for var in cast]).load(sess)
     print("Model restored...", checkpoint)
     if fresh:
         print("Initialised fresh (not in the checkpoint): " + ", ".join(fresh))

@@ -157,3 +157,15 @@ def test_conv2d_transpose_as_matmul(out_h, out_w, stride):
     got = values_and_gradients(as_matmul, x, w)
     for e, g in zip(expected, got):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows", [1, 98, 512, 513, 1100])
+def test_bfloat16_matmul_in_row_blocks_is_the_matmul(rows):
+    rng = np.random.RandomState(rows)
+    a, b = rng.standard_normal((rows, 64)), rng.standard_normal((64, 24))
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        a_, b_ = tf.constant(a, tf.bfloat16), tf.constant(b, tf.bfloat16)
+        blocked, whole = sess.run([utils.matmul_in_row_blocks(a_, b_, most_rows=256), tf.matmul(a_, b_)])
+        float32 = utils.matmul_in_row_blocks(tf.constant(a, tf.float32), tf.constant(b, tf.float32))
+    assert blocked.shape == (rows, 24) and float32.op.type == "MatMul"
+    np.testing.assert_allclose(blocked.astype(np.float32), whole.astype(np.float32), rtol=1e-2, atol=1e-2)

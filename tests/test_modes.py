@@ -698,3 +698,34 @@ def test_only_the_training_split_is_augmented(fcn_flags):
         flags.unparse_flags()
     augmentation = training["augment"]
     assert (augmentation.crop_size, augmentation.scale_range, augmentation.seed) == (32, (0.75, 1.5), 5)
+
+
+def test_evaluate_runs_images_of_the_same_padded_size_as_one_batch(trained_flags, tmp_path, monkeypatch):
+    """At --infer_size=0 the three images pad to 64x64 and run together; the labels are those of one image at a
+    time but where the mean-pixel padding (rounded for the batch) tips a near tie."""
+    rng = np.random.RandomState(1)
+    records = []
+    for index, (height, width) in enumerate([(40, 50), (64, 64), (50, 33), (20, 20)]):
+        path = str(tmp_path / ("image%d.png" % index))
+        imageio.imwrite(path, rng.randint(0, 256, (height, width, 3)).astype(np.uint8))
+        records.append({"image": path, "annotation": path})
+    weights, mean_pixel = FCN.load_vgg(trained_flags["model_dir"], MODEL_URL)
+    with tf.Graph().as_default():
+        predictor = FCN.build_predictor(weights, mean_pixel, 0, fc_width=NARROW_FC)
+        with tf.compat.v1.Session() as sess:
+            session.restore_or_initialize(sess, predictor.pretrained, tf.compat.v1.train.Saver(),
+                                          checkpoints.list_checkpoints(trained_flags["logs_dir"]))
+            alone = [modes.predict_labels(sess, predictor, BatchDatsetReader.read_image(record["image"]))
+                     for record in records]
+            batch_sizes = []
+            real_run = sess.run
+            monkeypatch.setattr(sess, "run", lambda fetches, feed_dict: batch_sizes.append(
+                len(feed_dict[predictor.images])) or real_run(fetches, feed_dict))
+            options = {"num_classes": None, "ignore_label": None, "label_colors": None}
+            together = [labels for _, labels in modes.network_predictions(sess, predictor, records, options,
+                                                                          native_size=True)]
+    assert batch_sizes == [1, 3]  # 32x32 first, then the three of 64x64
+    expected = [alone[3], alone[0], alone[1], alone[2]]
+    assert [labels.shape for labels in together] == [labels.shape for labels in expected]
+    assert np.mean(np.concatenate([(a == b).ravel() for a, b in zip(together, expected)])) > 0.99
+    np.testing.assert_array_equal(together[2], expected[2])  # the largest image has no padding of its own

@@ -1,5 +1,5 @@
 """session.py: restoring the newest readable checkpoint, short reasons for those that do not read, finite saves,
-and stop requests from signals."""
+stop requests from signals, and the bfloat16 rewrite."""
 import collections
 import os
 import signal
@@ -9,6 +9,8 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
+import FCN
+import precision
 import session
 
 
@@ -107,3 +109,39 @@ def test_a_signal_is_a_stop_request_once_then_acts_as_usual():
         assert stop == ["SIGTERM"]
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # a second one would end the process
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def executed_types(sess, fetches, feed):
+    """{op type: set of dtypes of its T attribute} over the graph the session really ran."""
+    metadata = tf.compat.v1.RunMetadata()
+    sess.run(fetches, feed, run_metadata=metadata,
+             options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE,
+                                             output_partition_graphs=True))
+    types = collections.defaultdict(set)
+    for graph in metadata.partition_graphs:
+        for node in graph.node:
+            if "T" in node.attr and node.attr["T"].WhichOneof("value") == "type":
+                types[node.op].add(tf.dtypes.as_dtype(node.attr["T"].type).name)
+    return types
+
+
+@pytest.mark.skipif(precision.mixed_precision_type(False)[0] != "bfloat16",
+                    reason="this CPU has neither avx512_bf16 nor amx_bf16")
+def test_a_bfloat16_session_computes_convolutions_and_matmuls_in_bfloat16(vgg_mat):
+    weights, mean_pixel = FCN.load_vgg(vgg_mat, "file:///imagenet-vgg-verydeep-19.mat")
+    with tf.Graph().as_default():
+        model = FCN.build_model(weights, mean_pixel, fc_width=16)
+        feed = {model.image: np.zeros((2, 32, 32, 3)), model.annotation: np.zeros((2, 32, 32, 1)),
+                model.keep_probability: 0.85}
+        with session.make_session(precision="bfloat16") as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            types = executed_types(sess, [model.train_op, model.loss], feed)
+            loss = sess.run(model.loss, feed)
+        variable_types = {var.dtype.base_dtype for var in tf.compat.v1.global_variables()}
+    convolutions = [op for op in types if "Conv2D" in op or "MatMul" in op]
+    assert len(convolutions) >= 4 and all(types[op] == {"bfloat16"} for op in convolutions), dict(types)
+    assert types["SparseSoftmaxCrossEntropyWithLogits"] == {"float32"} and types["ResourceApplyAdam"] == {"float32"}
+    # the patches of conv6 in bfloat16; their gradient's patches of indices stay float32 (bfloat16 would round them)
+    assert types["ExtractImagePatches"] == {"bfloat16", "float32"}
+    assert loss.dtype == np.float32 and np.isfinite(loss)
+    assert variable_types == {tf.float32, tf.int64}
