@@ -3,6 +3,7 @@
 Each mode has a body that takes what it needs as arguments, and a `run_<mode>(flags, found_checkpoints)`
 that reads the flags, builds the graph, restores and calls it. MODES maps the mode's name to the latter.
 """
+import contextlib
 import datetime
 import json
 import os
@@ -19,6 +20,7 @@ import FCN
 import matconvnet
 import metrics
 import pictures
+import distribute
 import read_MITSceneParsingData as scene_parsing
 import session
 
@@ -38,23 +40,26 @@ def train_step(sess, model, feed, with_summary=False):
 
 
 def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, batch_size, max_iteration,
-               keep_prob=0.85, log_every=10, save_every=500):
+               keep_prob=0.85, log_every=10, save_every=500, cluster=distribute.OneDevice()):
     """The original loop; the step count comes from global_step, so a resumed run continues it.
 
-    Ctrl-C or SIGTERM ends it after the current step with a checkpoint; a non-finite loss ends it without one."""
-    checkpoints.remove_partial_saves(logs_dir)
+    Ctrl-C or SIGTERM ends it after the current step with a checkpoint; a non-finite loss ends it without one.
+    With several replicas (distribute.py) batch_size is per replica, every worker takes the same steps, a stop
+    asked on any of them stops all after the same step, and only the chief validates and writes."""
+    if cluster.is_chief:
+        checkpoints.remove_partial_saves(logs_dir)
     start = sess.run(model.global_step)
     if start >= max_iteration:
         print("Already at step %d (>= --max_iteration=%d): nothing to train" % (start, max_iteration))
         return
     last_log, waited = (time.time(), start), 0.0
     itr = start - 1
-    with tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "train"), sess.graph) as train_writer, \
-            tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "validation")) as validation_writer, \
+    with summary_writer(logs_dir, "train", cluster.is_chief, sess.graph) as train_writer, \
+            summary_writer(logs_dir, "validation", cluster.is_chief) as validation_writer, \
             session.stop_requests() as stop:
         for itr in range(start, max_iteration):
             asked = time.time()
-            train_images, train_annotations = train_reader.next_batch(batch_size)
+            train_images, train_annotations = train_reader.next_batch(batch_size * cluster.local_replicas)
             waited += time.time() - asked
             train_loss, summary = train_step(sess, model, feed(model, train_images, train_annotations, keep_prob),
                                              with_summary=itr % log_every == 0)
@@ -67,24 +72,41 @@ def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, ba
             if itr % log_every == 0:
                 seconds, steps = time.time() - last_log[0], itr + 1 - last_log[1]
                 print("Step: %d, Train_loss:%g (%.2f images/s, %.1f%% waiting for data)"
-                      % (itr, train_loss, steps * batch_size / seconds, 100 * waited / seconds))
+                      % (itr, train_loss, steps * batch_size * cluster.num_replicas / seconds, 100 * waited / seconds))
                 last_log, waited = (time.time(), itr + 1), 0.0
                 train_writer.add_summary(summary, itr)
 
-            if itr % save_every == 0:
+            if itr % save_every == 0 and cluster.is_chief:
                 validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
-            if stop:
-                print("%s: stopping after step %d" % (stop[0], itr))
+            stopping = cluster.stop_everywhere(sess, stop)
+            if stopping:
+                print("%s: stopping after step %d" % (stopping, itr))
                 break
-        if itr % save_every != 0:
+        if itr % save_every != 0 and cluster.is_chief:
             validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr)
-    if stop:
-        print("Run the same command again to resume from the newest checkpoint in %s" % logs_dir)
+    if stopping:
+        print(cluster.resume_hint(logs_dir))
+
+
+def summary_writer(logs_dir, run, write=True, graph=None):
+    """TensorBoard's writer of logs_dir/run; with write=False (a worker that is not the chief) one writing nothing."""
+    return tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, run), graph) if write else NoSummaryWriter()
+
+
+class NoSummaryWriter(object):
+    def add_summary(self, summary, step):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        pass
 
 
 def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step):
     valid_images, valid_annotations = validation_reader.next_batch(min(batch_size, len(validation_reader.files)))
-    valid_loss, summary = sess.run([model.loss, model.validation_summary],
+    valid_loss, summary = sess.run([model.validation_loss, model.validation_summary],
                                    feed_dict=feed(model, valid_images, valid_annotations))
     print("%s ---> Validation_loss: %g" % (datetime.datetime.now(), valid_loss))
     writer.add_summary(summary, step)
@@ -101,26 +123,41 @@ def feed(model, images, annotations=None, keep_prob=1.0):
 
 
 def run_train(flags, found_checkpoints):
-    """List the data, take the logs_dir lock, build the training graph, restore, train."""
-    os.makedirs(flags.logs_dir, exist_ok=True)
-    with checkpoints.TrainingLock(flags.logs_dir):
+    """List the data, take the logs_dir lock, build the training graph, restore, train; on the devices and machines
+    --replicas and TF_CONFIG name (distribute.py), where only the chief takes the lock and writes."""
+    cluster = distribute.make_cluster(flags.replicas, flags.worker_timeout, os.environ.get("TF_CONFIG"))
+    with chief_lock(cluster, flags.logs_dir):
         train_records, valid_records = list_data(flags)
-        model, saver, mean_pixel = training_graph(flags)
+        model, saver, mean_pixel = training_graph(flags, cluster)
         options = reader_options(flags)
-        with session.make_session(flags.xla) as sess, dataset.BatchDatset(train_records, options) as train_reader, \
+        with cluster.session(flags.xla) as sess, cluster.lost_workers_explained(), \
+                dataset.BatchDatset(cluster.shard(train_records), options) as train_reader, \
                 dataset.BatchDatset(valid_records, options) as validation_reader:
-            try:
-                restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
-                        init_checkpoint=checkpoints.resolve_checkpoint(flags.init_checkpoint or ""))
-            except session.UnreadableCheckpoints as error:
-                if not found_checkpoints:
-                    raise
-                raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
-                                                    "out of %s to start afresh" % (error, flags.logs_dir))
-            if checkpoints.read_model_record(flags.logs_dir) is None:
-                checkpoints.write_model_record(flags.logs_dir, model_record(flags, mean_pixel))
+            cluster.start(sess, lambda: start_training(sess, model, saver, found_checkpoints, flags, mean_pixel))
             train_mode(sess, model, saver, train_reader, validation_reader, flags.logs_dir, flags.batch_size,
-                       flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every)
+                       flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every, cluster)
+
+
+def chief_lock(cluster, logs_dir):
+    """The training lock of logs_dir, taken by the chief alone: the other workers write nothing there."""
+    if not cluster.is_chief:
+        return contextlib.nullcontext()
+    os.makedirs(logs_dir, exist_ok=True)
+    return checkpoints.TrainingLock(logs_dir)
+
+
+def start_training(sess, model, saver, found_checkpoints, flags, mean_pixel):
+    """Restore logs_dir's newest checkpoint, or start from the VGG weights and --init_checkpoint; record the model."""
+    try:
+        restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
+                init_checkpoint=checkpoints.resolve_checkpoint(flags.init_checkpoint or ""))
+    except session.UnreadableCheckpoints as error:
+        if not found_checkpoints:
+            raise
+        raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
+                                            "out of %s to start afresh" % (error, flags.logs_dir))
+    if checkpoints.read_model_record(flags.logs_dir) is None:
+        checkpoints.write_model_record(flags.logs_dir, model_record(flags, mean_pixel))
 
 
 # ---------------------------------------------------------------- visualize
@@ -298,11 +335,16 @@ def reader_options(flags):
     return {"resize": True, "resize_size": flags.image_size, "num_classes": FCN.NUM_OF_CLASSESS}
 
 
-def training_graph(flags):
-    """The training graph of FCN.build_model from the VGG file, a Saver keeping 5 checkpoints, the mean pixel."""
+def training_graph(flags, cluster=distribute.OneDevice()):
+    """The training graph of FCN.build_model (or its replicated twin) from the VGG file, a Saver keeping 5
+    checkpoints, the mean pixel."""
     weights, mean_pixel = FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels)
-    model = FCN.build_model(weights, mean_pixel, flags.learning_rate, flags.fc_width, debug=flags.debug,
-                            convs_as_matmul=flags.convs_as_matmul, mixed_precision=flags.mixed_precision)
+    description = cluster.describe(flags.batch_size)
+    if description:
+        print(description)
+    model = cluster.build_model(weights, mean_pixel, learning_rate=flags.learning_rate, fc_width=flags.fc_width,
+                                debug=flags.debug, convs_as_matmul=flags.convs_as_matmul,
+                                mixed_precision=flags.mixed_precision)
     return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel
 
 

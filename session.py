@@ -13,14 +13,18 @@ class UnreadableCheckpoints(IOError):
 
 
 def make_session(xla=False):
-    """A session running one op at a time on all cores: oneDNN's kernels use every core by themselves,
-    so running two ops side by side only makes them fight over the caches."""
+    return tf.compat.v1.Session(config=session_config(xla))
+
+
+def session_config(xla=False):
+    """One op at a time on all cores: oneDNN's kernels use every core by themselves, so running two ops side by
+    side only makes them fight over the caches. distribute.py adds what its strategies need."""
     if "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", ""):  # lets xla auto-cluster on a CPU too
         os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
     config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1)
     if xla:
         config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
-    return tf.compat.v1.Session(config=config)
+    return config
 
 
 def restore_or_initialize(sess, pretrained, saver, found_checkpoints, init_checkpoint=None):
@@ -84,9 +88,13 @@ def _unreadable(found_checkpoints, reasons):
                                  % (os.path.dirname(found_checkpoints[0]) or ".", "; ".join(reasons)))
 
 
+NOT_REASONS = ("Graph execution error", "From /job:")  # a header, and the name of the worker that reports
+
+
 def short_reason(error):
     """The line of a TensorFlow error that says what is wrong, without the traceback of the op that failed."""
-    lines = [line.strip() for line in error.message.split("Original stack trace")[0].splitlines() if line.strip()]
+    lines = [line.strip() for line in error.message.split("Original stack trace")[0].splitlines()
+             if line.strip() and not line.strip().startswith(NOT_REASONS)]
     nodes = [index for index, line in enumerate(lines) if line.startswith("Node: ")]
     reason = lines[nodes[-1] + 1] if nodes and nodes[-1] + 1 < len(lines) else (lines or [type(error).__name__])[0]
     return reason if len(reason) <= 200 else reason[:197] + "..."

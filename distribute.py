@@ -1,0 +1,236 @@
+"""Data-parallel training on tf.distribute: the run --replicas and TF_CONFIG ask for, its session and graph, the
+share of the data each worker reads, and how the workers start and stop together.
+
+One class per kind of run, each adding to the one before:
+- OneDevice: no strategy at all, the graph and session of a run without this module.
+- Mirrored: MirroredStrategy over N GPUs of this machine, or over N logical CPU devices (for checking).
+- MultiWorker: MultiWorkerMirroredStrategy over the machines TF_CONFIG names. Every worker builds the same graph,
+  runs it on its own tf.distribute.Server, and runs every step with collectives in the same order; only the
+  chief writes.
+"""
+import contextlib
+
+import tensorflow as tf
+
+import FCN
+import session
+
+LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                      tf.errors.CancelledError)
+
+
+def make_cluster(replicas=None, worker_timeout=300.0, tf_config=""):
+    """The run asked for: TF_CONFIG set -> MultiWorker; else --replicas (default: the visible GPUs, or 1)."""
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if tf_config:
+        if replicas not in (None, max(gpus, 1)):
+            raise ValueError("with TF_CONFIG each worker trains one replica per visible GPU, or one on a machine "
+                             "without GPUs: here %d, not --replicas=%d (run more workers, or choose the GPUs with "
+                             "CUDA_VISIBLE_DEVICES)" % (max(gpus, 1), replicas))
+        return MultiWorker(worker_timeout)
+    replicas = replicas or max(gpus, 1)
+    if gpus and replicas > gpus:
+        raise ValueError("--replicas=%d but this machine has %d GPUs" % (replicas, gpus))
+    return Mirrored(replicas, use_gpus=gpus > 0) if replicas > 1 else OneDevice()
+
+
+class OneDevice(object):
+    """One device and no strategy: exactly the graph, session and training loop of a run without tf.distribute."""
+    local_replicas = num_replicas = num_workers = 1
+    worker_index = 0
+    is_chief = True
+
+    def describe(self, batch_size):
+        return None
+
+    def session(self, xla=False):
+        return session.make_session(xla)
+
+    def build_model(self, weights, mean_pixel, **options):
+        return FCN.build_model(weights, mean_pixel, **options)
+
+    def shard(self, records):
+        """The records this worker reads."""
+        return records
+
+    def start(self, sess, restore):
+        """Bring the session's variables to their starting values: `restore()` runs on the chief."""
+        restore()
+
+    def stop_everywhere(self, sess, requests):
+        """Why every worker stops after this step (the first of `requests`, this worker's signals), or None."""
+        return requests[0] if requests else None
+
+    def lost_workers_explained(self):
+        return contextlib.nullcontext()
+
+    def resume_hint(self, logs_dir):
+        return "Run the same command again to resume from the newest checkpoint in %s" % logs_dir
+
+
+class Mirrored(OneDevice):
+    """MirroredStrategy: one replica per GPU, or per logical CPU device, of this machine."""
+
+    def __init__(self, replicas, use_gpus):
+        self.devices = ["/%s:%d" % ("gpu" if use_gpus else "cpu", index) for index in range(replicas)]
+        self.strategy = tf.distribute.MirroredStrategy(self.devices)
+        self.local_replicas = self.num_replicas = replicas
+
+    def describe(self, batch_size):
+        return ("Training %d replicas (%s), global batch %d = --batch_size %d x %d"
+                % (self.num_replicas, ", ".join(self.devices), batch_size * self.num_replicas, batch_size,
+                   self.num_replicas))
+
+    def config(self, xla=False):
+        config = session.session_config(xla)
+        if self.devices[0].startswith("/cpu"):
+            config.device_count["CPU"] = self.local_replicas
+        return config
+
+    def session(self, xla=False):
+        return tf.compat.v1.Session(config=self.config(xla))
+
+    def build_model(self, weights, mean_pixel, **options):
+        return build_replicated_model(self.strategy, self.local_replicas, weights, mean_pixel, **options)
+
+
+
+class MultiWorker(Mirrored):
+    """MultiWorkerMirroredStrategy over TF_CONFIG's cluster: one replica per GPU of each worker (one on a CPU)."""
+
+    def __init__(self, worker_timeout):
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        self.strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        self.devices = self.strategy.extended.worker_devices
+        self.local_replicas, self.num_replicas = len(self.devices), self.strategy.num_replicas_in_sync
+        self.is_chief = self.strategy.extended.should_checkpoint
+        cluster = resolver.cluster_spec()
+        tasks = [(job, index) for job in ("chief", "worker") if job in cluster.jobs
+                 for index in range(cluster.num_tasks(job))]
+        self.worker_index, self.num_workers = tasks.index((resolver.task_type, resolver.task_id)), len(tasks)
+        self.worker_timeout = worker_timeout
+        self.server = tf.distribute.Server(cluster, job_name=resolver.task_type, task_index=resolver.task_id,
+                                           config=self.config(), start=True)
+
+    def describe(self, batch_size):
+        return ("Worker %d of %d (%s), %s; %d replicas in all, global batch %d = --batch_size %d x %d"
+                % (self.worker_index, self.num_workers, "the chief: it writes logs_dir" if self.is_chief
+                   else "not the chief: it writes nothing", ", ".join(self.devices), self.num_replicas,
+                   batch_size * self.num_replicas, batch_size, self.num_replicas))
+
+    def config(self, xla=False):
+        config = self.strategy.update_config_proto(session.session_config(xla))
+        config.operation_timeout_in_ms = int(1000 * self.worker_timeout)  # a frozen or absent worker would hang us
+        return config
+
+    def session(self, xla=False):
+        return tf.compat.v1.Session(self.server.target, config=self.config(xla))
+
+    def build_model(self, weights, mean_pixel, **options):
+        """The replicated Model; also the collectives with which the workers start and stop together."""
+        model = super(MultiWorker, self).build_model(weights, mean_pixel, **options)
+        self._chief_values = chief_values_everywhere(self.strategy, tf.compat.v1.global_variables())
+        self._stop_request = tf.compat.v1.placeholder(tf.float32, [], name="stop_request")
+        with self.strategy.scope():
+            self._stop_requests = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, self._stop_request, axis=None)
+        return model
+
+    def shard(self, records):
+        """Every num_workers-th record from this worker's index on: the workers' shards split the listing."""
+        return records[self.worker_index::self.num_workers]
+
+    def start(self, sess, restore):
+        """The chief restores; then every worker takes the chief's values (its logs_dir need not be shared)."""
+        if self.is_chief:
+            restore()
+        else:
+            sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(self._chief_values)
+
+    def stop_everywhere(self, sess, requests):
+        """A collective every step: a stop asked on any worker stops all of them after the same step."""
+        reason = requests[0] if requests else None
+        asked_anywhere = sess.run(self._stop_requests, {self._stop_request: float(reason is not None)}) > 0
+        return reason or ("stop asked on another worker" if asked_anywhere else None)
+
+    def resume_hint(self, logs_dir):
+        return "Run the same command again on every worker to resume from the chief's newest checkpoint"
+
+    @contextlib.contextmanager
+    def lost_workers_explained(self):
+        """A collective that failed because a worker died or froze ends in one line saying what to do."""
+        try:
+            yield
+        except LOST_WORKER_ERRORS as error:
+            raise ConnectionError(
+                "lost the other workers of TF_CONFIG's cluster (%s: %s). Every worker stops: start all of them "
+                "again with the same command to resume from the chief's newest checkpoint (a worker that does not "
+                "answer for --worker_timeout=%g s counts as lost)"
+                % (type(error).__name__, session.short_reason(error), self.worker_timeout)) from None
+
+
+def chief_values_everywhere(strategy, variables):
+    """An op giving every worker's `variables` the chief's values: a sum over all replicas to which only replica 0
+    (the chief's first) adds its values, every other replica zeros. One batch of sums per dtype (they are packed)."""
+    def replica_values(same_dtype):
+        first = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group) == 0
+        return [tf.identity(var) if first else tf.zeros(var.shape, var.dtype.base_dtype) for var in same_dtype]
+    assigns = []
+    with strategy.scope():
+        for dtype in sorted({var.dtype.base_dtype.name for var in variables}):
+            same_dtype = [var for var in variables if var.dtype.base_dtype.name == dtype]
+            values = strategy.extended.call_for_each_replica(replica_values, args=(same_dtype,))
+            sums = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, list(zip(values, same_dtype)))
+            assigns += [var.assign(value) for var, value in zip(same_dtype, sums)]
+    return tf.group(assigns)
+
+# ---------------------------------------------------------------- the replicated graph
+
+def build_replicated_model(strategy, local_replicas, weights, mean_pixel, learning_rate=1e-4, fc_width=4096,
+                           num_classes=FCN.NUM_OF_CLASSESS, debug=False, convs_as_matmul=True, mixed_precision=False,
+                           palette=None):
+    """FCN.build_model's Model with its Adam step taken by every replica of `strategy` on its slice of the batch fed
+    to this worker (batch_size x local_replicas images), gradients summed over the replicas of all workers.
+
+    Each replica's loss is divided by the number of replicas, so the step is the one a single device takes on the
+    global batch. The validation loss, prediction and logits come from a one-device forward pass of the whole
+    feed on the same variables: validating needs no other worker."""
+    keep_probability, image, annotation = FCN.training_inputs()
+    with strategy.scope():
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+
+        def replica_step():
+            context = tf.distribute.get_replica_context()
+            index = tf.get_static_value(context.replica_id_in_sync_group) % local_replicas
+            images, annotations = tf.split(image, local_replicas)[index], tf.split(annotation, local_replicas)[index]
+            _, logits = FCN.inference(images, keep_probability, weights, mean_pixel, num_classes, fc_width, debug,
+                                      convs_as_matmul)
+            replica_loss = FCN.segmentation_loss(logits, annotations)
+            step = FCN.train(replica_loss / context.num_replicas_in_sync, tf.compat.v1.trainable_variables(),
+                             learning_rate, global_step, debug, mixed_precision)
+            return step, replica_loss
+        steps, replica_losses = strategy.extended.call_for_each_replica(replica_step)
+        train_op = strategy.group(steps)
+        loss = strategy.reduce(tf.distribute.ReduceOp.MEAN, replica_losses, axis=None)
+    with reusing(tf.compat.v1.global_variables()):
+        pred_annotation, logits = FCN.inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width,
+                                                convs_as_matmul=convs_as_matmul)
+    validation_loss = FCN.segmentation_loss(logits, annotation)
+    train_summary, validation_summary = FCN.summaries(loss, image, annotation, pred_annotation, num_classes, palette,
+                                                      validation_loss)
+    weights_finite = FCN.all_weights_finite()
+    return FCN.Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op, global_step,
+                     train_summary, validation_summary, FCN.pretrained_loader(weights), weights_finite, validation_loss)
+
+
+@contextlib.contextmanager
+def reusing(variables):
+    """Within it, a variable made in variable scope S with name N is the one of `variables` named S/N: a second
+    network on the same weights."""
+    by_name = {var.op.name: var for var in variables}
+
+    def existing(next_creator, **kwargs):
+        scope = tf.compat.v1.get_variable_scope().name
+        return by_name[(scope + "/" if scope else "") + kwargs["name"]]
+    with tf.compat.v1.variable_creator_scope(existing):
+        yield
