@@ -9,6 +9,7 @@ One class per kind of run, each adding to the one before:
   chief writes.
 """
 import contextlib
+import json
 
 import tensorflow as tf
 
@@ -27,11 +28,27 @@ def make_cluster(replicas=None, worker_timeout=300.0, tf_config=""):
             raise ValueError("with TF_CONFIG each worker trains one replica per visible GPU, or one on a machine "
                              "without GPUs: here %d, not --replicas=%d (run more workers, or choose the GPUs with "
                              "CUDA_VISIBLE_DEVICES)" % (max(gpus, 1), replicas))
+        check_tf_config(tf_config)
         return MultiWorker(worker_timeout)
     replicas = replicas or max(gpus, 1)
     if gpus and replicas > gpus:
         raise ValueError("--replicas=%d but this machine has %d GPUs" % (replicas, gpus))
     return Mirrored(replicas, use_gpus=gpus > 0) if replicas > 1 else OneDevice()
+
+
+def check_tf_config(tf_config):
+    """ValueError unless TF_CONFIG names a cluster of chief and worker addresses and this machine's task in it."""
+    example = ('e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", '
+               '"index": 0}}\' on host1 and "index": 1 on host2')
+    try:
+        config = json.loads(tf_config)
+        task, cluster = config["task"], config["cluster"]
+        addresses = cluster[task["type"]]
+        if task["type"] not in ("chief", "worker") or not 0 <= task["index"] < len(addresses):
+            raise ValueError("task %s" % task)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError("TF_CONFIG=%s does not name this machine's task (chief or worker) in a cluster (%s: %s); %s"
+                         % (tf_config, type(error).__name__, error, example))
 
 
 class OneDevice(object):
@@ -109,8 +126,12 @@ class MultiWorker(Mirrored):
                  for index in range(cluster.num_tasks(job))]
         self.worker_index, self.num_workers = tasks.index((resolver.task_type, resolver.task_id)), len(tasks)
         self.worker_timeout = worker_timeout
-        self.server = tf.distribute.Server(cluster, job_name=resolver.task_type, task_index=resolver.task_id,
-                                           config=self.config(), start=True)
+        try:
+            self.server = tf.distribute.Server(cluster, job_name=resolver.task_type, task_index=resolver.task_id,
+                                               config=self.config(), start=True)
+        except tf.errors.OpError as error:
+            raise OSError("cannot start this worker's server at %s (%s): is another program using that port?"
+                          % (cluster.task_address(resolver.task_type, resolver.task_id), error.message)) from None
 
     def describe(self, batch_size):
         return ("Worker %d of %d (%s), %s; %d replicas in all, global batch %d = --batch_size %d x %d"
@@ -127,17 +148,18 @@ class MultiWorker(Mirrored):
         return tf.compat.v1.Session(self.server.target, config=self.config(xla))
 
     def build_model(self, weights, mean_pixel, **options):
-        """The replicated Model; also the collectives with which the workers start and stop together."""
+        """The replicated Model, whose step also tells every worker whether one of them was asked to stop; and the
+        op that gives every worker the chief's values."""
         model = super(MultiWorker, self).build_model(weights, mean_pixel, **options)
         self._chief_values = chief_values_everywhere(self.strategy, tf.compat.v1.global_variables())
-        self._stop_request = tf.compat.v1.placeholder(tf.float32, [], name="stop_request")
+        stop_asked, self._stop_seen = (local_variable(name) for name in ("stop_asked", "stop_seen"))
+        self._ask_to_stop = stop_asked.assign(1.0)
         with self.strategy.scope():
-            self._stop_requests = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, self._stop_request, axis=None)
-        return model
+            stop_anywhere = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, stop_asked.read_value(), axis=None)
+        return model._replace(train_op=tf.group(model.train_op, self._stop_seen.assign(stop_anywhere)))
 
     def shard(self, records):
-        """Every num_workers-th record from this worker's index on: the workers' shards split the listing."""
-        return records[self.worker_index::self.num_workers]
+        return shard(records, self.worker_index, self.num_workers)
 
     def start(self, sess, restore):
         """The chief restores; then every worker takes the chief's values (its logs_dir need not be shared)."""
@@ -145,13 +167,17 @@ class MultiWorker(Mirrored):
             restore()
         else:
             sess.run(tf.compat.v1.global_variables_initializer())
-        sess.run(self._chief_values)
+        sess.run([self._chief_values, tf.compat.v1.local_variables_initializer()])
 
     def stop_everywhere(self, sess, requests):
-        """A collective every step: a stop asked on any worker stops all of them after the same step."""
-        reason = requests[0] if requests else None
-        asked_anywhere = sess.run(self._stop_requests, {self._stop_request: float(reason is not None)}) > 0
-        return reason or ("stop asked on another worker" if asked_anywhere else None)
+        """A stop asked here goes to the others with the next step; after it, all of them stop (one step after the
+        signal). Not a collective of its own: a step's collectives notice a dead worker at once, a lone small one
+        may wait for it until --worker_timeout."""
+        if sess.run(self._stop_seen):
+            return requests[0] if requests else "stop asked on another worker"
+        if requests:
+            sess.run(self._ask_to_stop)
+        return None
 
     def resume_hint(self, logs_dir):
         return "Run the same command again on every worker to resume from the chief's newest checkpoint"
@@ -167,6 +193,17 @@ class MultiWorker(Mirrored):
                 "again with the same command to resume from the chief's newest checkpoint (a worker that does not "
                 "answer for --worker_timeout=%g s counts as lost)"
                 % (type(error).__name__, session.short_reason(error), self.worker_timeout)) from None
+
+
+def local_variable(name):
+    """A float32 scalar of this worker alone, 0 at first: neither mirrored nor saved."""
+    return tf.compat.v1.Variable(0.0, trainable=False, name=name, collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
+
+
+def shard(records, worker_index, num_workers):
+    """Every num_workers-th record from worker_index on: the workers' shards split the listing, each record in one.
+    Each worker's reader shuffles its shard every epoch, and its batch is split between its replicas."""
+    return records[worker_index::num_workers]
 
 
 def chief_values_everywhere(strategy, variables):
