@@ -1,7 +1,8 @@
 """FCN-8s semantic segmentation on MIT Scene Parsing (ADE20K): the flags, the network, its loss and training op.
 
 A port of shekkizh/FCN.tensorflow to today's TensorFlow (tf.compat.v1 graphs and sessions). How each
-mode runs is in modes.py, sessions and checkpoints in session.py. `python FCN.py --helpfull` lists every flag.
+mode runs is in modes.py, sessions and checkpoints in session.py, several GPUs and machines in distribute.py.
+`python FCN.py --helpfull` lists every flag.
 """
 import collections
 import importlib.util

@@ -3,6 +3,9 @@
     python benchmark.py                 # full width, 224x224, batch 2; writes benchmark.json (a few minutes)
     python benchmark.py --quick         # a smoke run of the same steps on a narrow net and small images
 
+Also the images/s of training with 1 and 2 replicas (--replicas; on a machine without GPUs, logical CPU
+devices that share the same cores: a check of the path, not a speed-up).
+
 Peak: the best of a large matmul and a VGG-sized convolution. FLOPs: the convolutions and matmuls of the
 original graph (tf.nn ops) counted from their shapes. Optimised: FCN.build_model + session.make_session and
 the feed and step of --mode=train. Naive: the original graph, a default session, the loss run a second
@@ -20,6 +23,7 @@ import tensorflow as tf
 
 import BatchDatsetReader as dataset
 import demo_data
+import distribute
 import downloads
 import FCN
 import matconvnet
@@ -45,6 +49,8 @@ def build_parser():
     parser.add_argument("--log_every", type=int, default=10, help="as FCN.py: the step that also fetches the loss")
     parser.add_argument("--xla", action="store_true", help="time the optimised run with FCN.py --xla")
     parser.add_argument("--mixed_precision", action="store_true", help="... and with --mixed_precision")
+    parser.add_argument("--replicas", default="1,2",
+                        help="time training with these replica counts too (FCN.py --replicas, --batch_size each)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: widths 4,8,8,16,16, fc_width 16, 64x64 and 96x96, 2 repeats")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
@@ -151,31 +157,50 @@ def start_session(sess, model):
     model.pretrained.load(sess)
 
 
+def time_training(sess, model, reader, batch_size, args):
+    """The steps of --mode=train: next_batch, feed, train_step; the median step, the share of waiting, the last loss."""
+    step_times, wait_times, losses = [], [], []
+    for itr in range(args.warmup + args.repeats):
+        started = time.perf_counter()
+        images, annotations = reader.next_batch(batch_size)
+        feed = modes.feed(model, images, annotations, keep_prob=0.85)
+        fed = time.perf_counter()
+        loss, _ = modes.train_step(sess, model, feed, with_summary=itr % args.log_every == 0)
+        losses.append(float(loss))
+        if itr >= args.warmup:
+            step_times.append(time.perf_counter() - started)
+            wait_times.append(fed - started)
+    return {"train_step_s": float(np.median(step_times)),
+            "data_wait_fraction": float(np.sum(wait_times) / np.sum(step_times)), "train_loss": losses[-1]}
+
+
 def time_optimised(args, weights, mean_pixel, reader):
-    """The --mode=train path: make_session, next_batch, _feed, train_step; then inference at both sizes."""
-    result = {}
+    """The --mode=train path: make_session and the training steps; then inference at both sizes."""
     with tf.Graph().as_default():
         model = FCN.build_model(weights, mean_pixel, fc_width=args.fc_width, mixed_precision=args.mixed_precision)
         with session.make_session(args.xla) as sess:
             start_session(sess, model)
-            step_times, wait_times, losses = [], [], []
-            for itr in range(args.warmup + args.repeats):
-                started = time.perf_counter()
-                images, annotations = reader.next_batch(args.batch_size)
-                feed = modes.feed(model, images, annotations, keep_prob=0.85)
-                fed = time.perf_counter()
-                loss, _ = modes.train_step(sess, model, feed, with_summary=itr % args.log_every == 0)
-                losses.append(float(loss))
-                if itr >= args.warmup:
-                    step_times.append(time.perf_counter() - started)
-                    wait_times.append(fed - started)
-            result["train_step_s"] = float(np.median(step_times))
-            result["data_wait_fraction"] = float(np.sum(wait_times) / np.sum(step_times))
-            result["train_loss"] = losses[-1]
+            result = time_training(sess, model, reader, args.batch_size, args)
             for size, batch in ((args.image_size, args.batch_size), (args.large_size, 1)):
                 feed = modes.feed(model, np.zeros((batch, size, size, 3), np.uint8))
                 result["infer_s_%d" % size] = median_seconds(
                     lambda: sess.run(model.pred_annotation, feed_dict=feed), args.repeats, args.warmup)
+    return result
+
+
+def time_replicas(args, weights, mean_pixel, reader):
+    """Training images/s with each replica count of --replicas, --batch_size per replica (distribute.py: one replica
+    per GPU, or per logical CPU device on a machine without GPUs, where it checks the path and cannot be faster)."""
+    result = {}
+    for replicas in (int(count) for count in args.replicas.split(",")):
+        with tf.Graph().as_default():
+            cluster = distribute.make_cluster(replicas)
+            model = cluster.build_model(weights, mean_pixel, fc_width=args.fc_width,
+                                        mixed_precision=args.mixed_precision)
+            with cluster.session(args.xla) as sess:
+                start_session(sess, model)
+                step_s = time_training(sess, model, reader, args.batch_size * replicas, args)["train_step_s"]
+        result["replicas_%d_train_images_per_sec" % replicas] = args.batch_size * replicas / step_s
     return result
 
 
@@ -213,6 +238,7 @@ def run(args):
         with synthetic_reader(args.image_size, args.batch_size, folder) as reader:
             naive = time_naive(args, weights, mean_pixel, reader)
             optimised = time_optimised(args, weights, mean_pixel, reader)
+            replicated = time_replicas(args, weights, mean_pixel, reader)
 
     peak = max(peaks.values())
     forward, train = naive["model_gflops_per_image"], naive["train_gflops_per_image"]
@@ -236,6 +262,7 @@ def run(args):
         "speedup_vs_naive": train_ips / naive_ips,
         "data_wait_fraction": optimised["data_wait_fraction"],
         "train_loss": optimised["train_loss"],
+        **replicated,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "settings": {"image_size": args.image_size, "large_size": args.large_size, "batch_size": args.batch_size,
                      "infer_batch": [args.batch_size, 1], "fc_width": args.fc_width, "repeats": args.repeats,

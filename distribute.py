@@ -111,7 +111,6 @@ class Mirrored(OneDevice):
         return build_replicated_model(self.strategy, self.local_replicas, weights, mean_pixel, **options)
 
 
-
 class MultiWorker(Mirrored):
     """MultiWorkerMirroredStrategy over TF_CONFIG's cluster: one replica per GPU of each worker (one on a CPU)."""
 
@@ -220,6 +219,7 @@ def chief_values_everywhere(strategy, variables):
             sums = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, list(zip(values, same_dtype)))
             assigns += [var.assign(value) for var, value in zip(same_dtype, sums)]
     return tf.group(assigns)
+
 
 # ---------------------------------------------------------------- the replicated graph
 

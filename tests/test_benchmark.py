@@ -5,7 +5,8 @@ import benchmark
 
 KEYS = ("peak_gflops", "model_gflops_per_image", "train_images_per_sec", "train_flop_utilization",
         "infer_ms_64", "infer_ms_96", "infer_flop_utilization", "naive_train_images_per_sec",
-        "speedup_vs_naive", "data_wait_fraction", "peak_rss_mb")
+        "speedup_vs_naive", "data_wait_fraction", "peak_rss_mb", "replicas_1_train_images_per_sec",
+        "replicas_2_train_images_per_sec")
 
 
 def test_quick_run_writes_every_key(tmp_path):
