@@ -10,9 +10,11 @@ One class per kind of run, each adding to the one before:
 """
 import contextlib
 import json
+import os
 
 import tensorflow as tf
 
+import checkpoints
 import FCN
 import session
 
@@ -77,6 +79,15 @@ class OneDevice(object):
     def stop_everywhere(self, sess, requests):
         """Why every worker stops after this step (the first of `requests`, this worker's signals), or None."""
         return requests[0] if requests else None
+
+    def training_lock(self, logs_dir):
+        """The training lock of logs_dir (made if missing)."""
+        os.makedirs(logs_dir, exist_ok=True)
+        return checkpoints.TrainingLock(logs_dir)
+
+    def summary_writer(self, logs_dir, run, graph=None):
+        """TensorBoard's writer of logs_dir/run."""
+        return tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, run), graph)
 
     def lost_workers_explained(self):
         return contextlib.nullcontext()
@@ -178,6 +189,13 @@ class MultiWorker(Mirrored):
             sess.run(self._ask_to_stop)
         return None
 
+    def training_lock(self, logs_dir):
+        """The chief's lock of its logs_dir; the other workers write nothing there, not even the folder."""
+        return super(MultiWorker, self).training_lock(logs_dir) if self.is_chief else contextlib.nullcontext()
+
+    def summary_writer(self, logs_dir, run, graph=None):
+        return super(MultiWorker, self).summary_writer(logs_dir, run, graph) if self.is_chief else NoSummaryWriter()
+
     def resume_hint(self, logs_dir):
         return "Run the same command again on every worker to resume from the chief's newest checkpoint"
 
@@ -192,6 +210,19 @@ class MultiWorker(Mirrored):
                 "again with the same command to resume from the chief's newest checkpoint (a worker that does not "
                 "answer for --worker_timeout=%g s counts as lost)"
                 % (type(error).__name__, session.short_reason(error), self.worker_timeout)) from None
+
+
+class NoSummaryWriter(object):
+    """Takes the summaries of a worker that is not the chief, and writes nothing."""
+
+    def add_summary(self, summary, step):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        pass
 
 
 def local_variable(name):

@@ -3,7 +3,6 @@
 Each mode has a body that takes what it needs as arguments, and a `run_<mode>(flags, found_checkpoints)`
 that reads the flags, builds the graph, restores and calls it. MODES maps the mode's name to the latter.
 """
-import contextlib
 import datetime
 import json
 import os
@@ -15,12 +14,12 @@ import tensorflow as tf
 import BatchDatsetReader as dataset
 import checkpoints
 import console
+import distribute
 import downloads
 import FCN
 import matconvnet
 import metrics
 import pictures
-import distribute
 import read_MITSceneParsingData as scene_parsing
 import session
 
@@ -41,21 +40,18 @@ def train_step(sess, model, feed, with_summary=False):
 
 def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, batch_size, max_iteration,
                keep_prob=0.85, log_every=10, save_every=500, cluster=distribute.OneDevice()):
-    """The original loop; the step count comes from global_step, so a resumed run continues it.
+    """The original loop; the step count comes from global_step, so a resumed run continues it. batch_size is per
+    replica (distribute.py), and only the chief validates and writes.
 
-    Ctrl-C or SIGTERM ends it after the current step with a checkpoint; a non-finite loss ends it without one.
-    With several replicas (distribute.py) batch_size is per replica, every worker takes the same steps, a stop
-    asked on any of them stops all after the same step, and only the chief validates and writes."""
-    if cluster.is_chief:
-        checkpoints.remove_partial_saves(logs_dir)
+    Ctrl-C or SIGTERM (on any worker) ends it after a step with a checkpoint; a non-finite loss ends it without one."""
     start = sess.run(model.global_step)
     if start >= max_iteration:
         print("Already at step %d (>= --max_iteration=%d): nothing to train" % (start, max_iteration))
         return
     last_log, waited = (time.time(), start), 0.0
     itr = start - 1
-    with summary_writer(logs_dir, "train", cluster.is_chief, sess.graph) as train_writer, \
-            summary_writer(logs_dir, "validation", cluster.is_chief) as validation_writer, \
+    with cluster.summary_writer(logs_dir, "train", sess.graph) as train_writer, \
+            cluster.summary_writer(logs_dir, "validation") as validation_writer, \
             session.stop_requests() as stop:
         for itr in range(start, max_iteration):
             asked = time.time()
@@ -88,22 +84,6 @@ def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, ba
         print(cluster.resume_hint(logs_dir))
 
 
-def summary_writer(logs_dir, run, write=True, graph=None):
-    """TensorBoard's writer of logs_dir/run; with write=False (a worker that is not the chief) one writing nothing."""
-    return tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, run), graph) if write else NoSummaryWriter()
-
-
-class NoSummaryWriter(object):
-    def add_summary(self, summary, step):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        pass
-
-
 def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step):
     valid_images, valid_annotations = validation_reader.next_batch(min(batch_size, len(validation_reader.files)))
     valid_loss, summary = sess.run([model.validation_loss, model.validation_summary],
@@ -126,7 +106,7 @@ def run_train(flags, found_checkpoints):
     """List the data, take the logs_dir lock, build the training graph, restore, train; on the devices and machines
     --replicas and TF_CONFIG name (distribute.py), where only the chief takes the lock and writes."""
     cluster = distribute.make_cluster(flags.replicas, flags.worker_timeout, os.environ.get("TF_CONFIG"))
-    with chief_lock(cluster, flags.logs_dir):
+    with cluster.training_lock(flags.logs_dir):
         train_records, valid_records = list_data(flags)
         model, saver, mean_pixel = training_graph(flags, cluster)
         options = reader_options(flags)
@@ -138,16 +118,9 @@ def run_train(flags, found_checkpoints):
                        flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every, cluster)
 
 
-def chief_lock(cluster, logs_dir):
-    """The training lock of logs_dir, taken by the chief alone: the other workers write nothing there."""
-    if not cluster.is_chief:
-        return contextlib.nullcontext()
-    os.makedirs(logs_dir, exist_ok=True)
-    return checkpoints.TrainingLock(logs_dir)
-
-
 def start_training(sess, model, saver, found_checkpoints, flags, mean_pixel):
     """Restore logs_dir's newest checkpoint, or start from the VGG weights and --init_checkpoint; record the model."""
+    checkpoints.remove_partial_saves(flags.logs_dir)
     try:
         restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
                 init_checkpoint=checkpoints.resolve_checkpoint(flags.init_checkpoint or ""))

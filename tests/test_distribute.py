@@ -135,6 +135,9 @@ def test_two_workers_train_together_and_the_chief_s_checkpoint_restores_on_one_d
     run_fcn("train", **dict(fcn_flags, max_iteration=6, save_every=2))
     out = capsys.readouterr().out
     assert "Model restored... %smodel.ckpt-4" % fcn_flags["logs_dir"] in out and "Step: 5, Train_loss:" in out
+    two_workers_saved, one_device_saved = (dict(tf.train.list_variables(fcn_flags["logs_dir"] + "model.ckpt-%d" % step))
+                                           for step in (4, 5))
+    assert two_workers_saved == one_device_saved  # the same names and shapes, nothing of a worker's own
 
 
 @pytest.mark.slow
