@@ -2,6 +2,8 @@
 
 Images come out as uint8 (N, H, W, 3), annotations as uint8 (N, H, W, 1) of class indices. Both are
 resized with nearest-neighbour interpolation, so labels never blend into classes that are not there.
+A record names files (an image; a label PNG of indices or colours, or an SBD .mat) or, with an 'index',
+one item of .npy arrays, read through a memory map.
 
 Nothing is read up front: background threads read and resize the next few batches while the current
 step runs, so memory and start-up time do not grow with the dataset. A pair that cannot be used is
@@ -13,6 +15,7 @@ import threading
 
 import numpy as np
 from PIL import Image
+import scipy.io
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what the listings and predict mode take as images
 PREFETCH_BATCHES = 4  # batches read ahead while a step runs
@@ -38,13 +41,94 @@ def read_image(path):
         return np.asarray(image.convert("RGB"))
 
 
-def read_annotation(path):
-    """A (H, W) array of class indices from a label PNG (grayscale, palette indices or the first channel)."""
+def read_annotation(path, label_colors=None):
+    """A (H, W) array of class indices from a label file: a PNG's grey values or palette indices (VOC's), an RGB
+    PNG's colours looked up in label_colors ((K, 3) uint8, row k = class k; without it, the first channel), or
+    the GTcls.Segmentation of an SBD cls/<id>.mat."""
+    if path.lower().endswith(".mat"):
+        return read_sbd_segmentation(path)
     with Image.open(path) as annotation:
         labels = np.asarray(annotation)
+    if labels.ndim == 3 and label_colors is not None:
+        return labels_from_colors(labels[..., :3], label_colors, path)
     if labels.ndim == 3:
         labels = labels[..., 0]
     return labels
+
+
+def read_sbd_segmentation(path):
+    """The class map of an SBD .mat (struct GTcls, field Segmentation); loadmat reads data only, never code."""
+    return np.asarray(scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)["GTcls"].Segmentation)
+
+
+def labels_from_colors(rgb, label_colors, path):
+    """(H, W) uint8 indices of an (H, W, 3) colour mask, colour label_colors[k] -> k; another colour makes the
+    pair bad."""
+    codes = _color_codes(rgb)
+    table = _color_codes(np.asarray(label_colors))
+    order = np.argsort(table)
+    position = np.minimum(np.searchsorted(table[order], codes), len(table) - 1)
+    unknown = table[order][position] != codes
+    if unknown.any():
+        color = tuple(int(value) for value in rgb[unknown][0])
+        raise BadPairError(path, "colour %s at %d pixels is not in classes.csv" % (color, np.sum(codes == codes[unknown][0])))
+    return order[position].astype(np.uint8)
+
+
+def _color_codes(rgb):
+    rgb = rgb.astype(np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def read_array_image(path, index):
+    """Image `index` of an [N, H, W, 3] (or grey [N, H, W(, 1)]) .npy, memory-mapped so only that image is read;
+    floats (0..255) are rounded to uint8."""
+    image = np.array(np.load(path, mmap_mode="r")[index])
+    if image.dtype != np.uint8:
+        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = image[..., np.newaxis]
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+
+
+def read_array_labels(path, index, ignore_label=None):
+    """Labels `index` of an [N, H, W] integer .npy, or the class of each one-hot vector of an [N, H, W, C] one
+    (an all-zero vector: the ignore label, without one the pair is bad)."""
+    labels = np.array(np.load(path, mmap_mode="r")[index])
+    if labels.ndim == 3 and labels.shape[2] == 1:  # [N, H, W, 1]: indices with a channel axis
+        labels = labels[..., 0]
+    if labels.ndim == 3:
+        unlabelled = labels.max(axis=2) == 0
+        labels = np.argmax(labels, axis=2)
+        if unlabelled.any():
+            if ignore_label is None:
+                raise BadPairError("%s[%d]" % (path, index), "%d pixels have an all-zero one-hot vector: pass "
+                                   "--ignore_label to leave them out" % unlabelled.sum())
+            labels[unlabelled] = ignore_label
+    elif labels.dtype.kind == "f":
+        if not np.all(labels == np.round(labels)):
+            raise BadPairError("%s[%d]" % (path, index), "labels that are not whole numbers")
+        labels = labels.astype(np.int64)
+    return labels
+
+
+def read_record_image(record):
+    """The RGB image of a record: a file, or item record['index'] of a .npy."""
+    if "index" in record:
+        return read_array_image(record["image"], record["index"])
+    return read_image(record["image"])
+
+
+def read_record_labels(record, label_colors=None, ignore_label=None):
+    """The (H, W) class indices of a record: a label file, or item record['index'] of a .npy."""
+    if "index" in record:
+        return read_array_labels(record["annotation"], record["index"], ignore_label)
+    return read_annotation(record["annotation"], label_colors)
+
+
+def record_source(record, key):
+    """What to name in a message about record[key]: the file, and for arrays the item too."""
+    return "%s[%d]" % (record[key], record["index"]) if "index" in record else record[key]
 
 
 def resize_nearest(array, size):
@@ -55,27 +139,42 @@ def resize_nearest(array, size):
     return np.asarray(Image.fromarray(array).resize(tuple(size), Image.NEAREST))
 
 
-def _read(read, path):
+def _read(read, source, *args):
     try:
-        return read(path)
+        return read(*args)
+    except BadPairError:
+        raise
     except Exception as error:  # PIL reports broken files with many exception types
-        raise BadPairError(path, "%s (%s)" % (error, type(error).__name__))
+        raise BadPairError(source, "%s (%s)" % (error, type(error).__name__))
 
 
-def load_pair(record, resize_size=None, num_classes=None):
+def check_labels(labels, source, num_classes, ignore_label=None):
+    """BadPairError naming the labels that are neither a class 0..num_classes-1 nor the ignore label."""
+    outside = (labels < 0) | (labels >= num_classes)
+    if ignore_label is not None:
+        outside &= labels != ignore_label
+    if outside.any():
+        bad = labels[outside]
+        raise BadPairError(source, "labels %d..%d outside 0..%d (%d classes)%s"
+                           % (bad.min(), bad.max(), num_classes - 1, num_classes,
+                              "" if ignore_label is None else " and not the ignore label %d" % ignore_label))
+
+
+def load_pair(record, resize_size=None, num_classes=None, ignore_label=None, label_colors=None):
     """(image, annotation (H, W, 1), warning or None) for one record; BadPairError if it cannot be used.
 
-    An annotation of another size than its image is resized to the image's size, with a warning."""
-    image = _read(read_image, record["image"])
-    labels = _read(read_annotation, record["annotation"])
-    if num_classes and labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise BadPairError(record["annotation"], "labels %d..%d outside 0..%d"
-                           % (labels.min(), labels.max(), num_classes - 1))
+    An annotation of another size than its image is resized to the image's size, with a warning. Labels other
+    than the classes and the ignore label make the pair bad; resizing (nearest) keeps the ignore label."""
+    image = _read(read_record_image, record_source(record, "image"), record)
+    labels = _read(read_record_labels, record_source(record, "annotation"), record, label_colors, ignore_label)
+    if num_classes and labels.size:
+        check_labels(labels, record_source(record, "annotation"), num_classes, ignore_label)
     labels = labels.astype(np.uint8)
     warning = None
     if labels.shape != image.shape[:2]:
         warning = ("Warning: %s is %dx%d but its image is %dx%d: resized like the image"
-                   % (record["annotation"], labels.shape[1], labels.shape[0], image.shape[1], image.shape[0]))
+                   % (record_source(record, "annotation"), labels.shape[1], labels.shape[0], image.shape[1],
+                      image.shape[0]))
         labels = resize_nearest(labels, (image.shape[1], image.shape[0]))
     if resize_size:
         image, labels = resize_nearest(image, resize_size), resize_nearest(labels, resize_size)
@@ -109,10 +208,11 @@ def _read_slots(tasks, load):
 class BatchDatset(object):
 
     def __init__(self, records_list, image_options=None):
-        """records_list: dicts with 'image' and 'annotation' paths.
+        """records_list: dicts with 'image' and 'annotation' paths (and an 'index' when they are .npy arrays).
         image_options: {'resize': bool, 'resize_size': int} resize to a square of that size;
-        'num_classes': labels must lie in 0..num_classes-1; 'max_bad_fraction' (0.01): stop with a
-        DataError once more than this fraction of the pairs turned out bad."""
+        'num_classes': labels must lie in 0..num_classes-1 or be 'ignore_label'; 'label_colors': (K, 3) colours
+        of classes 0..K-1 in RGB annotations; 'max_bad_fraction' (0.01): stop with a DataError once more than
+        this fraction of the pairs turned out bad."""
         self.files = records_list
         self.image_options = image_options or {}
         self.batch_offset = 0
@@ -130,7 +230,8 @@ class BatchDatset(object):
 
     def _load(self, index):
         resize_size = int(self.image_options["resize_size"]) if self.image_options.get("resize") else None
-        return load_pair(self.files[index], resize_size, self.image_options.get("num_classes"))
+        return load_pair(self.files[index], resize_size, self.image_options.get("num_classes"),
+                         self.image_options.get("ignore_label"), self.image_options.get("label_colors"))
 
     def _submit(self, index, epoch=0, order=None, position=0):
         slot = _Slot(index, epoch, order, position)

@@ -18,6 +18,7 @@ if __name__ == "__main__":
 
 import checkpoints
 import console
+import datasets
 import matconvnet
 import read_MITSceneParsingData as scene_parsing
 
@@ -62,13 +63,15 @@ flags.DEFINE_float("keep_prob", 0.85, "dropout keep probability of conv6 and con
 flags.DEFINE_integer("log_every", 10, "print and log the training loss every N steps", lower_bound=1)
 flags.DEFINE_integer("save_every", 500, "validate and write a checkpoint every N steps", lower_bound=1)
 flags.DEFINE_string("model_url", matconvnet.MODEL_URL, "where to download the VGG19 MatConvNet file if model_dir lacks it")
-flags.DEFINE_string("data_url", scene_parsing.DATA_URL, "where to download ADEChallengeData2016.zip if data_dir lacks it")
+flags.DEFINE_string("data_url", "", "where to download the dataset if data_dir lacks it. Default: the official archive "
+                    "(ADE20K: %s; VOC: %s)" % (scene_parsing.DATA_URL, datasets.VOC_URL))
 flags.DEFINE_float("download_timeout", 60.0, "seconds a download may wait to connect, or for its next data",
                    lower_bound=0.001)
 flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7", lower_bound=1)
 flags.DEFINE_string("init_checkpoint", "",
                     "train: when --logs_dir has no checkpoint yet, start from this one (or the newest in this folder): "
-                    "network variables of the same name and shape are restored, the rest start fresh, at step 0")
+                    "network variables of the same name and shape are restored, the rest start fresh, at step 0. "
+                    "evaluate: without a checkpoint in --logs_dir, score that starting point")
 flags.DEFINE_bool("transpose_vgg_kernels", True,
                   "swap the kernel's first two axes as the original did (keeps its checkpoints valid)")
 flags.DEFINE_integer("infer_size", None,
@@ -109,6 +112,25 @@ NUM_OF_CLASSESS = 151
 MODEL_SHAPE_FLAGS = ("fc_width",)
 MODEL_DEFAULT_FLAGS = ("image_size",)
 VGG_LAYERS = matconvnet.VGG19_LAYERS[:matconvnet.VGG19_LAYERS.index("relu5_4") + 1]  # the convolutional part
+
+# ---------------------------------------------------------------- your own data (issue 9): dataset, classes, ignore label
+flags.DEFINE_enum("dataset", "ade20k", list(datasets.NAMES),
+                  "ade20k: MIT Scene Parsing; voc: PASCAL VOC 2012 (data_dir holds VOCdevkit/), with --sbd_dir the "
+                  "train_aug set; folder: images/ and annotations/ as ADE20K's, or --train_list/--val_list, classes in "
+                  "classes.txt or classes.csv; arrays: {train,validation}_{images,labels}.npy")
+flags.DEFINE_integer("num_classes", None, "number of classes. Default: the dataset's (ADE20K 151, VOC 21, folder: "
+                     "the lines of classes.txt, arrays: the one-hot depth or the largest label + 1)",
+                     lower_bound=2, upper_bound=256)
+flags.DEFINE_integer("ignore_label", None, "pixels with this label count in neither the loss nor the scores. "
+                     "Default: VOC 255, others none", lower_bound=0, upper_bound=255)
+flags.DEFINE_string("sbd_dir", "", "voc: the SBD release (benchmark_RELEASE/dataset/): train on SBD train+val and VOC "
+                    "train minus VOC val (10,582 images)")
+flags.DEFINE_string("train_list", "", "folder: a text file of `image_path annotation_path` lines (relative to "
+                    "--data_dir) listing the training pairs")
+flags.DEFINE_string("val_list", "", "folder: the same for the validation pairs")
+MODEL_SHAPE_FLAGS += ("num_classes",)
+MODEL_DEFAULT_FLAGS += ("dataset", "ignore_label")
+CLASS_SCORE_BIAS = "inference/b8"  # the checkpoint variable whose length is the model's class count
 
 
 # ---------------------------------------------------------------- the network
@@ -238,10 +260,18 @@ def inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes=N
     return labels, tf.nn.softmax(logits, name="probabilities")
 
 
-def segmentation_loss(logits, annotation):
-    """Mean pixel-wise softmax cross-entropy over all classes (label 0 included, as the original)."""
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        logits=logits, labels=tf.squeeze(annotation, axis=[3])))
+def segmentation_loss(logits, annotation, ignore_label=None):
+    """Mean pixel-wise softmax cross-entropy over all classes (label 0 included, as the original); with an
+    ignore_label, the mean over the other pixels."""
+    if ignore_label is None:
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            logits=logits, labels=tf.squeeze(annotation, axis=[3])))
+    labels = tf.squeeze(annotation, axis=[3])
+    counted = tf.not_equal(labels, ignore_label)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(  # ignored pixels get a valid label, then weight 0
+        logits=logits, labels=tf.where(counted, labels, tf.zeros_like(labels)))
+    weights = tf.cast(counted, losses.dtype)
+    return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
 def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_precision=False):
@@ -262,16 +292,17 @@ Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilit
 
 
 def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False,
-                convs_as_matmul=True, mixed_precision=False, palette=None):
-    """Placeholders, FCN-8s, loss, Adam step and summaries in the default graph (labels coloured with `palette`,
-    by default ADE20K's). distribute.build_replicated_model builds the same for several replicas."""
+                convs_as_matmul=True, mixed_precision=False, palette=None, ignore_label=None):
+    """Placeholders, FCN-8s, loss (without the pixels labelled ignore_label), Adam step and summaries in the
+    default graph (labels coloured with `palette`, by default ADE20K's). distribute.build_replicated_model builds
+    the same for several replicas."""
     keep_probability, image, annotation = training_inputs()
     pred_annotation, logits = inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width, debug,
                                         convs_as_matmul)
-    loss = segmentation_loss(logits, annotation)
+    loss = segmentation_loss(logits, annotation, ignore_label)
     global_step = tf.compat.v1.train.get_or_create_global_step()
     train_op = train(loss, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug, mixed_precision)
-    train_summary, validation_summary = summaries(loss, image, annotation, pred_annotation, num_classes, palette)
+    train_summary, validation_summary = summaries(loss, image, annotation, pred_annotation, palette)
     weights_finite = all_weights_finite()
     return Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op,
                  global_step, train_summary, validation_summary, pretrained_loader(weights), weights_finite, loss)
@@ -285,7 +316,7 @@ def training_inputs():
     return keep_probability, image, annotation
 
 
-def summaries(loss, image, annotation, pred_annotation, num_classes, palette=None, validation_loss=None):
+def summaries(loss, image, annotation, pred_annotation, palette=None, validation_loss=None):
     """(training summary: every summary made so far and the loss's `entropy`; validation summary: `entropy` of
     validation_loss (default: loss) and the pictures)."""
     entropy = tf.compat.v1.summary.scalar("entropy", loss)
@@ -295,7 +326,7 @@ def summaries(loss, image, annotation, pred_annotation, num_classes, palette=Non
     palette = tf.constant(scene_parsing.ade20k_palette() if palette is None else palette)
     pictures = [
         utils.image_summary("input_image", tf.cast(image, tf.uint8)),
-        utils.image_summary("ground_truth", tf.gather(palette, tf.clip_by_value(annotation[..., 0], 0, num_classes - 1))),
+        utils.image_summary("ground_truth", tf.gather(palette, tf.clip_by_value(annotation[..., 0], 0, palette.shape[0] - 1))),
         utils.image_summary("pred_annotation", tf.gather(palette, pred_annotation[..., 0])),
     ]
     return train_summary, tf.compat.v1.summary.merge([entropy] + pictures)
@@ -346,6 +377,7 @@ def apply_model_record(record, record_path):
 
 def check_flags(found_checkpoints):
     """Refuse, before TensorFlow is loaded, what cannot work with these flags."""
+    datasets.check_options(FLAGS.dataset, {name: FLAGS[name].value for name in ("sbd_dir", "train_list", "val_list")})
     if FLAGS.init_checkpoint and not checkpoints.resolve_checkpoint(FLAGS.init_checkpoint):
         raise UsageError("--init_checkpoint=%s is neither a checkpoint (its .index file) nor a folder holding one"
                          % FLAGS.init_checkpoint)

@@ -1,12 +1,15 @@
 # make demo: set up and run FCN-8s on the built-in synthetic data.  make test: set up and run every test.
+# make demo-voc: fine-tune the demo's model on synthetic scenes in the PASCAL VOC layout (runs make demo first if needed).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO := demo
 DEMO_FLAGS := --data_dir=$(DEMO)/Data_zoo/MIT_SceneParsing/ --model_dir=$(DEMO)/Model_zoo/ \
 	--logs_dir=$(DEMO)/logs/ --fc_width=64 --image_size=64 --batch_size=8 --learning_rate=1e-3
+DEMO_VOC_FLAGS := --dataset=voc --data_dir=$(DEMO)/Data_zoo/VOC/ --model_dir=$(DEMO)/Model_zoo/ \
+	--logs_dir=$(DEMO)/logs_voc/ --fc_width=64 --image_size=64 --batch_size=8 --learning_rate=1e-3
 
-.PHONY: demo test test-fast venv clean
+.PHONY: demo demo-voc test test-fast venv clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +29,21 @@ demo: venv
 	$(PY) FCN.py --mode=evaluate $(DEMO_FLAGS)
 	$(PY) FCN.py --mode=visualize $(DEMO_FLAGS)
 	@echo "Pictures in $(DEMO)/logs/ (compare_*.png); TensorBoard: $(PY) -m tensorboard.main --logdir $(DEMO)/logs"
+
+$(DEMO)/logs/checkpoint:
+	$(MAKE) demo
+
+demo-voc: venv $(DEMO)/logs/checkpoint
+	rm -rf $(DEMO)/Data_zoo/VOC $(DEMO)/logs_voc
+	$(PY) demo_data.py --out_dir=$(DEMO) --dataset=voc
+	@echo "== before fine-tuning: the ADE20K demo's network, new VOC class layers =="
+	$(PY) FCN.py --mode=evaluate $(DEMO_VOC_FLAGS) --init_checkpoint=$(DEMO)/logs/
+	$(PY) FCN.py --mode=train $(DEMO_VOC_FLAGS) --init_checkpoint=$(DEMO)/logs/ --max_iteration=201 --save_every=100 \
+		--log_every=20
+	@echo "== after fine-tuning =="
+	$(PY) FCN.py --mode=evaluate $(DEMO_VOC_FLAGS)
+	$(PY) FCN.py --mode=visualize $(DEMO_VOC_FLAGS)
+	@echo "Pictures in $(DEMO)/logs_voc/ (compare_*.png, VOC colours, borders 255 in cream)"
 
 test: venv
 	$(PY) -m pytest -q -n auto tests

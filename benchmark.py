@@ -24,14 +24,13 @@ import tensorflow as tf
 import BatchDatsetReader as dataset
 import demo_data
 import distribute
-import downloads
 import FCN
 import matconvnet
 import modes
 import read_MITSceneParsingData as scene_parsing
 import session
 
-MODEL_FILE = downloads.url_file_name(matconvnet.MODEL_URL)
+MODEL_FILE = matconvnet.MODEL_FILE
 CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
 
 

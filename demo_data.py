@@ -4,8 +4,12 @@
   `normalization`), with narrow, He-initialised random weights.
 - write_scene_dataset: ADEChallengeData2016/ with synthetic scenes drawn from a few ADE20K classes
   (sky, wall, floor, tree and some objects), images as JPEG and labels as PNG in 0..150.
+- the same scenes in the other layouts FCN.py reads: write_voc_dataset (VOCdevkit/VOC2012, palette PNGs with
+  255 borders), write_sbd_dataset (SBD's .mat files), write_folder_dataset (index or colour masks, 5 or 2
+  classes), write_arrays_dataset (.npy, integer or one-hot labels).
 
     python demo_data.py --out_dir=demo      # demo/Model_zoo/*.mat and demo/Data_zoo/MIT_SceneParsing/
+    python demo_data.py --out_dir=demo --dataset=voc                  # and demo/Data_zoo/VOC/VOCdevkit/
 """
 import argparse
 import os
@@ -13,8 +17,10 @@ import zipfile
 
 import imageio.v2 as imageio
 import numpy as np
+from PIL import Image
 import scipy.io
 
+import datasets
 import matconvnet
 
 # ADE20K class indices (objectInfo150.csv) and the base colours the synthetic scenes paint them with.
@@ -128,6 +134,131 @@ def write_scene_dataset(data_dir, num_training=40, num_validation=10, min_size=4
     return root
 
 
+# ---------------------------------------------------------------- the same scenes in the other layouts
+
+# The classes the scenes become: VOC's (unlabelled borders 255) and those of a folder or arrays set of your own.
+VOC_OF_SCENE = {OTHER: 255, WALL: 0, SKY: 0, FLOOR: 0, TREE: 16, PERSON: 15, CAR: 7, PAINTING: 20}
+OWN_CLASSES = ("background", "tree", "person", "car", "painting")
+OWN_OF_SCENE = {OTHER: 0, WALL: 0, SKY: 0, FLOOR: 0, TREE: 1, PERSON: 2, CAR: 3, PAINTING: 4}
+BINARY_CLASSES = ("background", "object")
+BINARY_OF_SCENE = {OTHER: 0, WALL: 0, SKY: 0, FLOOR: 0, TREE: 0, PERSON: 1, CAR: 1, PAINTING: 1}
+
+
+def relabel(labels, mapping):
+    """The scene's ADE20K labels mapped to another class list."""
+    table = np.zeros(256, np.uint8)
+    for scene_label, label in mapping.items():
+        table[scene_label] = label
+    return table[labels]
+
+
+def voc_labels(labels):
+    """VOC labels of a scene: its classes, and 255 on every pixel next to another class (VOC's object outlines)."""
+    voc = relabel(labels, VOC_OF_SCENE)
+    border = np.zeros(voc.shape, bool)
+    for axis in (0, 1):
+        changes = np.diff(voc, axis=axis) != 0
+        border[tuple(slice(None, -1) if a == axis else slice(None) for a in (0, 1))] |= changes
+        border[tuple(slice(1, None) if a == axis else slice(None) for a in (0, 1))] |= changes
+    voc[border] = 255
+    return voc
+
+
+def scenes(count, min_size, max_size, seed):
+    """`count` (image, ADE20K labels) scenes of sides in min_size..max_size."""
+    rng = np.random.RandomState(seed)
+    for _ in range(count):
+        height, width = rng.randint(min_size, max_size + 1, size=2)
+        yield draw_scene(rng, height, width)
+
+
+def write_palette_png(path, labels):
+    """A palette ("P") PNG whose pixel values are the labels and whose colours are the VOC devkit's."""
+    picture = Image.fromarray(labels, "P")
+    picture.putpalette(datasets.voc_palette().ravel().tolist())
+    picture.save(path)
+
+
+def write_voc_dataset(data_dir, num_training=40, num_validation=10, min_size=48, max_size=96, seed=0):
+    """Write data_dir/VOCdevkit/VOC2012 as the VOC tar extracts (JPEGs, palette PNGs with 255 borders, the
+    Segmentation lists); returns {'training': ids, 'validation': ids}."""
+    root = os.path.join(data_dir, "VOCdevkit", "VOC2012")
+    for folder in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    ids = {"training": ["2012_%06d" % index for index in range(num_training)],
+           "validation": ["2012_%06d" % index for index in range(num_training, num_training + num_validation)]}
+    all_ids = ids["training"] + ids["validation"]
+    for name, (image, labels) in zip(all_ids, scenes(len(all_ids), min_size, max_size, seed)):
+        imageio.imwrite(os.path.join(root, "JPEGImages", name + ".jpg"), image, quality=95)
+        write_palette_png(os.path.join(root, "SegmentationClass", name + ".png"), voc_labels(labels))
+    for list_name, names in (("train", ids["training"]), ("val", ids["validation"]), ("trainval", all_ids)):
+        with open(os.path.join(root, "ImageSets", "Segmentation", list_name + ".txt"), "w") as id_file:
+            id_file.write("".join(name + "\n" for name in names))
+    return ids
+
+
+def write_sbd_dataset(sbd_dir, train_ids, val_ids, min_size=48, max_size=96, seed=1):
+    """Write sbd_dir/benchmark_RELEASE/dataset as the SBD release holds it: img/<id>.jpg, cls/<id>.mat (struct
+    GTcls with Segmentation, no 255), train.txt and val.txt."""
+    root = os.path.join(sbd_dir, "benchmark_RELEASE", "dataset")
+    for folder in ("img", "cls"):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    for name, (image, labels) in zip(train_ids + val_ids, scenes(len(train_ids + val_ids), min_size, max_size, seed)):
+        imageio.imwrite(os.path.join(root, "img", name + ".jpg"), image, quality=95)
+        segmentation = relabel(labels, {**VOC_OF_SCENE, OTHER: 0})
+        scipy.io.savemat(os.path.join(root, "cls", name + ".mat"), {"GTcls": {
+            "Segmentation": segmentation, "CategoriesPresent": np.unique(segmentation[segmentation > 0])}})
+    for list_name, names in (("train", train_ids), ("val", val_ids)):
+        with open(os.path.join(root, list_name + ".txt"), "w") as id_file:
+            id_file.write("".join(name + "\n" for name in names))
+    return root
+
+
+def write_folder_dataset(data_dir, num_training=40, num_validation=10, min_size=48, max_size=96, seed=0,
+                         colors=False, binary=False):
+    """Write data_dir/images/<split>/ and annotations/<split>/ with the scenes as 5 classes (or 2 with binary),
+    annotations as index PNGs and the names in classes.txt, or with colors as RGB masks and classes.csv."""
+    class_names, mapping = (BINARY_CLASSES, BINARY_OF_SCENE) if binary else (OWN_CLASSES, OWN_OF_SCENE)
+    palette = datasets.voc_palette(len(class_names))
+    drawn = scenes(num_training + num_validation, min_size, max_size, seed)
+    for split, number in (("training", num_training), ("validation", num_validation)):
+        for folder in ("images", "annotations"):
+            os.makedirs(os.path.join(data_dir, folder, split), exist_ok=True)
+        for index in range(number):
+            image, labels = next(drawn)
+            stem = "%s_%04d" % (split, index)
+            imageio.imwrite(os.path.join(data_dir, "images", split, stem + ".png"), image)
+            labels = relabel(labels, mapping)
+            imageio.imwrite(os.path.join(data_dir, "annotations", split, stem + ".png"),
+                            palette[labels] if colors else labels)
+    with open(os.path.join(data_dir, "classes.csv" if colors else "classes.txt"), "w") as class_file:
+        for name, color in zip(class_names, palette):
+            class_file.write("%s,%d,%d,%d\n" % ((name,) + tuple(color)) if colors else name + "\n")
+    return class_names
+
+
+def write_arrays_dataset(data_dir, num_training=40, num_validation=10, size=64, seed=0, one_hot=False):
+    """Write {train,validation}_{images,labels}.npy: uint8 [N, size, size, 3] scenes and their 5 classes as
+    uint8 [N, size, size] or one-hot float32 [N, size, size, 5]; written through memory maps, so any N fits."""
+    os.makedirs(data_dir, exist_ok=True)
+    drawn = scenes(num_training + num_validation, size, size, seed)
+    for prefix, number in (("train", num_training), ("validation", num_validation)):
+        images = np.lib.format.open_memmap(os.path.join(data_dir, prefix + "_images.npy"), "w+", np.uint8,
+                                           (number, size, size, 3))
+        labels_shape = (number, size, size) + ((len(OWN_CLASSES),) if one_hot else ())
+        labels = np.lib.format.open_memmap(os.path.join(data_dir, prefix + "_labels.npy"), "w+",
+                                           np.float32 if one_hot else np.uint8, labels_shape)
+        for index in range(number):
+            image, scene_labels = next(drawn)
+            images[index] = image
+            own = relabel(scene_labels, OWN_OF_SCENE)
+            labels[index] = np.eye(len(OWN_CLASSES), dtype=np.float32)[own] if one_hot else own
+        images.flush()
+        labels.flush()
+        del images, labels
+    return OWN_CLASSES
+
+
 def zip_folder(folder, zip_path):
     """Zip `folder` so that it extracts to a folder of the same name (as ADEChallengeData2016.zip does)."""
     parent = os.path.dirname(os.path.abspath(folder))
@@ -142,15 +273,23 @@ def zip_folder(folder, zip_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out_dir", default="demo", help="where to write Model_zoo/ and Data_zoo/")
+    parser.add_argument("--dataset", default="ade20k", choices=("ade20k", "voc"),
+                        help="the layout: Data_zoo/MIT_SceneParsing/ADEChallengeData2016 or Data_zoo/VOC/VOCdevkit")
     parser.add_argument("--num_training", type=int, default=200)
     parser.add_argument("--num_validation", type=int, default=40)
     parser.add_argument("--widths", default="8,16,32,64,64", help="channels of the five VGG blocks")
     parser.add_argument("--fc_width", type=int, default=64)
     args = parser.parse_args()
     widths = tuple(int(width) for width in args.widths.split(","))
-    mat = write_vgg_mat(os.path.join(args.out_dir, "Model_zoo", "imagenet-vgg-verydeep-19.mat"), widths, args.fc_width)
-    data = write_scene_dataset(os.path.join(args.out_dir, "Data_zoo", "MIT_SceneParsing"),
-                               args.num_training, args.num_validation)
+    mat = os.path.join(args.out_dir, "Model_zoo", matconvnet.MODEL_FILE)
+    if not os.path.exists(mat):
+        write_vgg_mat(mat, widths, args.fc_width)
+    if args.dataset == "voc":
+        data = os.path.join(args.out_dir, "Data_zoo", "VOC")
+        write_voc_dataset(data, args.num_training, args.num_validation, seed=1)
+    else:
+        data = write_scene_dataset(os.path.join(args.out_dir, "Data_zoo", "MIT_SceneParsing"),
+                                   args.num_training, args.num_validation)
     print("Wrote %s and %s" % (mat, data))
 
 

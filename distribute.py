@@ -256,13 +256,13 @@ def chief_values_everywhere(strategy, variables):
 
 def build_replicated_model(strategy, local_replicas, weights, mean_pixel, learning_rate=1e-4, fc_width=4096,
                            num_classes=FCN.NUM_OF_CLASSESS, debug=False, convs_as_matmul=True, mixed_precision=False,
-                           palette=None):
+                           palette=None, ignore_label=None):
     """FCN.build_model's Model with its Adam step taken by every replica of `strategy` on its slice of the batch fed
     to this worker (batch_size x local_replicas images), gradients summed over the replicas of all workers.
 
-    Each replica's loss is divided by the number of replicas, so the step is the one a single device takes on the
-    global batch. The validation loss, prediction and logits come from a one-device forward pass of the whole
-    feed on the same variables: validating needs no other worker."""
+    Each replica's loss is weighted by its share of the pixels counted (share_of_worker_loss), so the step is the one
+    a single device takes on the global batch. The validation loss, prediction and logits come from a one-device
+    forward pass of the whole feed on the same variables: validating needs no other worker."""
     keep_probability, image, annotation = FCN.training_inputs()
     with strategy.scope():
         global_step = tf.compat.v1.train.get_or_create_global_step()
@@ -273,22 +273,41 @@ def build_replicated_model(strategy, local_replicas, weights, mean_pixel, learni
             images, annotations = tf.split(image, local_replicas)[index], tf.split(annotation, local_replicas)[index]
             _, logits = FCN.inference(images, keep_probability, weights, mean_pixel, num_classes, fc_width, debug,
                                       convs_as_matmul)
-            replica_loss = FCN.segmentation_loss(logits, annotations)
-            step = FCN.train(replica_loss / context.num_replicas_in_sync, tf.compat.v1.trainable_variables(),
-                             learning_rate, global_step, debug, mixed_precision)
+            replica_loss = share_of_worker_loss(FCN.segmentation_loss(logits, annotations, ignore_label), annotations,
+                                                annotation, local_replicas, context.num_replicas_in_sync, ignore_label)
+            step = FCN.train(replica_loss, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug,
+                             mixed_precision)
             return step, replica_loss
         steps, replica_losses = strategy.extended.call_for_each_replica(replica_step)
         train_op = strategy.group(steps)
-        loss = strategy.reduce(tf.distribute.ReduceOp.MEAN, replica_losses, axis=None)
+        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, replica_losses, axis=None)
     with reusing(tf.compat.v1.global_variables()):
         pred_annotation, logits = FCN.inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width,
                                                 convs_as_matmul=convs_as_matmul)
-    validation_loss = FCN.segmentation_loss(logits, annotation)
-    train_summary, validation_summary = FCN.summaries(loss, image, annotation, pred_annotation, num_classes, palette,
+    validation_loss = FCN.segmentation_loss(logits, annotation, ignore_label)
+    train_summary, validation_summary = FCN.summaries(loss, image, annotation, pred_annotation, palette,
                                                       validation_loss)
     weights_finite = FCN.all_weights_finite()
     return FCN.Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op, global_step,
                      train_summary, validation_summary, FCN.pretrained_loader(weights), weights_finite, validation_loss)
+
+
+def share_of_worker_loss(replica_loss, annotations, worker_annotations, local_replicas, num_replicas,
+                         ignore_label=None):
+    """The replica's mean loss weighted by its share of the pixels counted (not ignore_label) in this worker's batch,
+    divided by the number of workers: summed over all replicas, the mean loss of the global batch (and so its
+    gradient), exactly when the workers count equal numbers of pixels (always without ignore_label). Sharing counts
+    between workers would take an all-reduce before the gradients', which would miss a dead worker."""
+    worker_counted = tf.maximum(counted_pixels(worker_annotations, ignore_label), 1.0)
+    return replica_loss * counted_pixels(annotations, ignore_label) / worker_counted * local_replicas / num_replicas
+
+
+def counted_pixels(annotations, ignore_label=None):
+    """How many pixels of `annotations` the loss counts: all of them, or those not labelled ignore_label."""
+    labels = annotations[..., 0]
+    if ignore_label is None:
+        return tf.cast(tf.size(labels), tf.float32)
+    return tf.cast(tf.math.count_nonzero(tf.not_equal(labels, ignore_label)), tf.float32)  # != compares objects
 
 
 @contextlib.contextmanager

@@ -63,11 +63,13 @@ def _reason(error, timeout):
     return str(error)
 
 
-def maybe_download_and_extract(dir_path, url_name, is_tarfile=False, is_zipfile=False, timeout=DOWNLOAD_TIMEOUT):
+def maybe_download_and_extract(dir_path, url_name, is_tarfile=False, is_zipfile=False, timeout=DOWNLOAD_TIMEOUT,
+                               extracted_folder=None):
     """Download url_name into dir_path unless its file is there; with is_tarfile or is_zipfile, extract it too.
 
-    An archive placed by hand is extracted as well, unless the folder it is named after is already there.
-    Nothing is created when the download fails."""
+    An archive placed by hand is extracted as well, unless the folder it extracts to (extracted_folder, relative
+    to dir_path; by default the one it is named after) is already there. Nothing is created when the download
+    fails."""
     filepath = local_path(dir_path, url_name)
     if not os.path.exists(filepath):
         created = _missing_folders(dir_path)
@@ -78,9 +80,29 @@ def maybe_download_and_extract(dir_path, url_name, is_tarfile=False, is_zipfile=
             for folder in created:
                 os.rmdir(folder)
             raise
-    if (is_tarfile or is_zipfile) and not os.path.exists(os.path.splitext(filepath)[0]):
+    extracted = os.path.join(dir_path, extracted_folder) if extracted_folder else os.path.splitext(filepath)[0]
+    if (is_tarfile or is_zipfile) and not os.path.exists(extracted):
         extract(filepath, dir_path)
     return filepath
+
+
+def ensure_extracted(data_dir, url, folder, timeout=DOWNLOAD_TIMEOUT):
+    """data_dir/folder, extracted first from url's archive (placed in data_dir by hand, or downloaded) when it is
+    not there yet. IOError naming what to place by hand when that fails."""
+    path = os.path.join(data_dir, folder)
+    if os.path.isdir(path):
+        return path
+    try:
+        maybe_download_and_extract(data_dir, url, is_tarfile=True, timeout=timeout, extracted_folder=folder)
+    except UnsafeArchiveError:
+        raise
+    except OSError as error:
+        raise IOError("No data at %s (%s). Download %s by hand and put it (or the folder it extracts to) in %s, "
+                      "or pass --data_dir." % (path, error, url, data_dir))
+    if not os.path.isdir(path):
+        raise IOError("%s holds no %s: is it the right archive? Delete it, or pass another --data_url"
+                      % (local_path(data_dir, url), folder))
+    return path
 
 
 def _missing_folders(dir_path):
@@ -110,10 +132,20 @@ def extract(archive_path, dir_path):
                     archive.extractall(partial, filter="data")
                 except tarfile.FilterError as error:
                     raise UnsafeArchiveError("%s: %s; not extracted" % (archive_path, error))
-        for name in os.listdir(partial):
-            os.replace(os.path.join(partial, name), os.path.join(dir_path, name))
+        _move_into(partial, dir_path)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def _move_into(source_dir, target_dir):
+    """Move what source_dir holds into target_dir; into a folder that exists, entry by entry (so extracting VOC2012
+    into a VOCdevkit/ that holds VOC2007 keeps it)."""
+    for name in os.listdir(source_dir):
+        source, target = os.path.join(source_dir, name), os.path.join(target_dir, name)
+        if os.path.isdir(target) and os.path.isdir(source) and not os.path.islink(source):
+            _move_into(source, target)
+        else:
+            os.replace(source, target)
 
 
 class UnsafeArchiveError(IOError):

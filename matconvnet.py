@@ -9,6 +9,7 @@ import scipy.io
 import downloads
 
 MODEL_URL = "http://www.vlfeat.org/matconvnet/models/beta16/imagenet-vgg-verydeep-19.mat"
+MODEL_FILE = downloads.url_file_name(MODEL_URL)
 BETA16_KEYS = ("layers", "normalization")
 VGG19_BLOCKS = (2, 2, 4, 4, 4)  # conv layers per block
 VGG19_WIDTHS = (64, 128, 256, 512, 512)  # their channels

@@ -14,6 +14,7 @@ import tensorflow as tf
 import BatchDatsetReader as dataset
 import checkpoints
 import console
+import datasets
 import distribute
 import downloads
 import FCN
@@ -108,18 +109,21 @@ def run_train(flags, found_checkpoints):
     cluster = distribute.make_cluster(flags.replicas, flags.worker_timeout, os.environ.get("TF_CONFIG"))
     with cluster.training_lock(flags.logs_dir):
         train_records, valid_records = list_data(flags)
-        model, saver, mean_pixel = training_graph(flags, cluster)
-        options = reader_options(flags)
+        classes = model_classes(flags, found_checkpoints)
+        model, saver, mean_pixel = training_graph(flags, classes, cluster)
+        options = reader_options(flags, classes)
         with cluster.session(flags.xla) as sess, cluster.lost_workers_explained(), \
                 dataset.BatchDatset(cluster.shard(train_records), options) as train_reader, \
                 dataset.BatchDatset(valid_records, options) as validation_reader:
-            cluster.start(sess, lambda: start_training(sess, model, saver, found_checkpoints, flags, mean_pixel))
+            cluster.start(sess, lambda: start_training(sess, model, saver, found_checkpoints, flags,
+                                                       model_record(flags, mean_pixel, classes)))
             train_mode(sess, model, saver, train_reader, validation_reader, flags.logs_dir, flags.batch_size,
                        flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every, cluster)
 
 
-def start_training(sess, model, saver, found_checkpoints, flags, mean_pixel):
-    """Restore logs_dir's newest checkpoint, or start from the VGG weights and --init_checkpoint; record the model."""
+def start_training(sess, model, saver, found_checkpoints, flags, record):
+    """Restore logs_dir's newest checkpoint, or start from the VGG weights and --init_checkpoint; write model.json
+    with `record` when logs_dir has none."""
     checkpoints.remove_partial_saves(flags.logs_dir)
     try:
         restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
@@ -130,7 +134,7 @@ def start_training(sess, model, saver, found_checkpoints, flags, mean_pixel):
         raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
                                             "out of %s to start afresh" % (error, flags.logs_dir))
     if checkpoints.read_model_record(flags.logs_dir) is None:
-        checkpoints.write_model_record(flags.logs_dir, model_record(flags, mean_pixel))
+        checkpoints.write_model_record(flags.logs_dir, record)
 
 
 # ---------------------------------------------------------------- visualize
@@ -152,13 +156,14 @@ def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_n
 
 def run_visualize(flags, found_checkpoints):
     _, valid_records = list_data(flags, required_splits=("validation",))
-    model, _, _ = training_graph(flags)
+    classes = model_classes(flags, found_checkpoints)
+    model, _, _ = training_graph(flags, classes)
     os.makedirs(flags.logs_dir, exist_ok=True)
     with session.make_session(flags.xla) as sess, \
-            dataset.BatchDatset(valid_records, reader_options(flags)) as validation_reader:
+            dataset.BatchDatset(valid_records, reader_options(flags, classes)) as validation_reader:
         restore(sess, model.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir)
         visualize_mode(sess, model, validation_reader, flags.logs_dir, flags.batch_size,
-                       scene_parsing.ade20k_class_names(), scene_parsing.ade20k_palette())
+                       *datasets.for_pictures(classes))
 
 
 # ---------------------------------------------------------------- evaluate
@@ -168,17 +173,25 @@ def predict_labels(sess, predictor, image):
     return sess.run(predictor.labels, feed_dict={predictor.images: image[np.newaxis]})[0].astype(np.uint8)
 
 
-def network_predictions(sess, predictor, records):
-    """(annotation, prediction) of each validation record, predicted at the annotation's own size."""
+def network_predictions(sess, predictor, records, options):
+    """(annotation, prediction) of each validation record, predicted at the annotation's own size; a pair that
+    cannot be used (see BatchDatsetReader.load_pair with `options`) is skipped with a line."""
     for record in records:
-        yield (dataset.read_annotation(record["annotation"]),
-               predict_labels(sess, predictor, dataset.read_image(record["image"])))
+        try:
+            image, annotation, warning = dataset.load_pair(record, None, options["num_classes"],
+                                                           options["ignore_label"], options["label_colors"])
+        except dataset.BadPairError as error:
+            print("Skipping %s: %s" % (error.path, error.reason))
+            continue
+        if warning:
+            print(warning)
+        yield annotation[..., 0], predict_labels(sess, predictor, image)
 
 
-def saved_predictions(predictions_dir, records, num_classes=FCN.NUM_OF_CLASSESS):
+def saved_predictions(predictions_dir, records, num_classes=FCN.NUM_OF_CLASSESS, label_colors=None):
     """(annotation, prediction) of each record, the prediction read from predictions_dir/<stem>.png."""
     for record in records:
-        annotation = dataset.read_annotation(record["annotation"])
+        annotation = dataset.read_record_labels(record, label_colors)
         path = os.path.join(predictions_dir, record["filename"] + ".png")
         if not os.path.exists(path):
             raise IOError("Prediction %s is missing (for %s)" % (path, record["image"]))
@@ -192,17 +205,22 @@ def saved_predictions(predictions_dir, records, num_classes=FCN.NUM_OF_CLASSESS)
         yield annotation, prediction
 
 
-def evaluate_mode(predictions, num_images, logs_dir, checkpoint, num_classes=FCN.NUM_OF_CLASSESS):
-    """One confusion matrix over all (annotation, prediction) pairs: a table, and the metrics in logs_dir/metrics.json."""
+def evaluate_mode(predictions, num_images, logs_dir, checkpoint, class_names, unscored=metrics.IGNORE_LABEL):
+    """One confusion matrix over all (annotation, prediction) pairs, class `unscored` left out (metrics.py): a table,
+    and the metrics in logs_dir/metrics.json."""
+    num_classes = len(class_names)
     confusion = np.zeros((num_classes, num_classes), np.int64)
+    scored_images = 0
     for annotation, prediction in console.progress(predictions, num_images, "Evaluating"):
         confusion += metrics.confusion_matrix(annotation, prediction, num_classes)
-    scores = dict(metrics.summary(confusion), num_images=num_images, checkpoint=checkpoint)
-    print(metrics.format_table(confusion, scene_parsing.ade20k_class_names()))
+        scored_images += 1
+    scores = dict(metrics.summary(confusion, unscored), num_images=scored_images, checkpoint=checkpoint)
+    print(metrics.format_table(confusion, class_names, unscored))
     for name in metrics.SCORES:
         print("%-24s %s" % (name, "n/a" if scores[name] is None else "%.4f" % scores[name]))
     print("Validation pixel accuracy: %.4f (most frequent class: %.4f) on %d images"
-          % (metrics.pixel_accuracy(confusion), metrics.most_frequent_class_accuracy(confusion), num_images))
+          % (metrics.pixel_accuracy(confusion, unscored), metrics.most_frequent_class_accuracy(confusion, unscored),
+             scored_images))
     os.makedirs(logs_dir, exist_ok=True)
     with open(os.path.join(logs_dir, "metrics.json"), "w") as metrics_file:
         json.dump(scores, metrics_file, indent=1)
@@ -211,12 +229,17 @@ def evaluate_mode(predictions, num_images, logs_dir, checkpoint, num_classes=FCN
 
 def run_evaluate(flags, found_checkpoints):
     records = list_data(flags, required_splits=("validation",))[1]
+    classes = model_classes(flags, found_checkpoints)
+    options = reader_options(flags, classes)
+    unscored = datasets.unscored_class(flags.dataset, classes)
     if flags.predictions_dir:
-        evaluate_mode(saved_predictions(flags.predictions_dir, records), len(records), flags.logs_dir, None)
+        predictions = saved_predictions(flags.predictions_dir, records, classes.num_classes, options["label_colors"])
+        evaluate_mode(predictions, len(records), flags.logs_dir, None, classes.class_names, unscored)
         return
-    sess, predictor, checkpoint = inference_session(flags, found_checkpoints)
+    sess, predictor, checkpoint = inference_session(flags, found_checkpoints, classes)
     with sess:
-        evaluate_mode(network_predictions(sess, predictor, records), len(records), flags.logs_dir, checkpoint)
+        evaluate_mode(network_predictions(sess, predictor, records, options), len(records), flags.logs_dir, checkpoint,
+                      classes.class_names, unscored)
 
 
 # ---------------------------------------------------------------- predict
@@ -258,11 +281,11 @@ def predict_mode(sess, predictor, input_path, output_dir, palette):
 
 
 def run_predict(flags, found_checkpoints):
-    sess, predictor, _ = inference_session(flags, found_checkpoints)
+    classes = model_classes(flags, found_checkpoints)
+    sess, predictor, _ = inference_session(flags, found_checkpoints, classes)
     with sess:
         skipped = predict_mode(sess, predictor, flags.input,
-                               flags.output_dir or os.path.join(flags.logs_dir, "predictions"),
-                               scene_parsing.ade20k_palette())
+                               flags.output_dir or os.path.join(flags.logs_dir, "predictions"), classes.palette)
     return PREDICT_SKIPPED_STATUS if skipped else 0
 
 
@@ -281,14 +304,14 @@ def export_mode(sess, predictor, export_dir):
 
 
 def run_export(flags, found_checkpoints):
-    sess, predictor, _ = inference_session(flags, found_checkpoints)
+    sess, predictor, _ = inference_session(flags, found_checkpoints, model_classes(flags, found_checkpoints))
     with sess:
         export_mode(sess, predictor, flags.export_dir or os.path.join(flags.logs_dir, "saved_model"))
 
 
 MODES = {"train": run_train, "visualize": run_visualize, "evaluate": run_evaluate, "predict": run_predict,
          "export": run_export}
-ERRORS = (OSError, ValueError, dataset.DataError, FloatingPointError, checkpoints.LockedError)
+ERRORS = (OSError, ValueError, dataset.DataError, dataset.BadPairError, FloatingPointError, checkpoints.LockedError)
 
 
 # ---------------------------------------------------------------- steps the modes share
@@ -297,40 +320,66 @@ def list_data(flags, required_splits=scene_parsing.SPLITS):
     """(training records, validation records); the listing comes first, so a problem with the data shows before
     the VGG file is read."""
     print("Setting up image reader...")
-    train_records, valid_records = scene_parsing.read_dataset(flags.data_dir, flags.data_url, required_splits,
-                                                              flags.download_timeout)
+    train_records, valid_records = datasets.list_pairs(flags.dataset, data_source(flags), required_splits)
     print(len(train_records))
     print(len(valid_records))
     return train_records, valid_records
 
 
-def reader_options(flags):
-    return {"resize": True, "resize_size": flags.image_size, "num_classes": FCN.NUM_OF_CLASSESS}
+def data_source(flags):
+    return datasets.Source(flags.data_dir, flags.data_url, flags.download_timeout, flags.sbd_dir, flags.train_list,
+                           flags.val_list)
 
 
-def training_graph(flags, cluster=distribute.OneDevice()):
-    """The training graph of FCN.build_model (or its replicated twin) from the VGG file, a Saver keeping 5
-    checkpoints, the mean pixel."""
+def model_classes(flags, found_checkpoints):
+    """The model's datasets.Classes: those logs_dir/model.json records, else the dataset's (with --num_classes);
+    ValueError when the newest checkpoint scores another number of classes."""
+    record = checkpoints.read_model_record(flags.logs_dir) or {}
+    ignore_label = datasets.default_ignore_label(flags.dataset, flags.ignore_label)
+    classes = (datasets.classes_from_record(record, ignore_label)
+               or datasets.describe(flags.dataset, data_source(flags), flags.num_classes, ignore_label))
+    saved_shape = session.checkpoint_variable_shape(found_checkpoints, FCN.CLASS_SCORE_BIAS)
+    if saved_shape and saved_shape[-1] != classes.num_classes:
+        raise ValueError("%s is a model of %d classes, but this run builds %d (from model.json, --num_classes or the "
+                         "dataset): pass --num_classes=%d and the --dataset it was trained on, or another --logs_dir"
+                         % (found_checkpoints[-1], saved_shape[-1], classes.num_classes, saved_shape[-1]))
+    return classes
+
+
+def reader_options(flags, classes):
+    return {"resize": True, "resize_size": flags.image_size, "num_classes": classes.num_classes,
+            "ignore_label": classes.ignore_label, "label_colors": datasets.label_colors(flags.dataset, flags.data_dir)}
+
+
+def training_graph(flags, classes, cluster=distribute.OneDevice()):
+    """The training graph of FCN.build_model (or its replicated twin, distribute.py) from the VGG file, a Saver
+    keeping 5 checkpoints, the mean pixel."""
     weights, mean_pixel = FCN.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels)
     description = cluster.describe(flags.batch_size)
     if description:
         print(description)
     model = cluster.build_model(weights, mean_pixel, learning_rate=flags.learning_rate, fc_width=flags.fc_width,
-                                debug=flags.debug, convs_as_matmul=flags.convs_as_matmul,
-                                mixed_precision=flags.mixed_precision)
+                                num_classes=classes.num_classes, debug=flags.debug,
+                                convs_as_matmul=flags.convs_as_matmul, mixed_precision=flags.mixed_precision,
+                                palette=datasets.for_pictures(classes)[1], ignore_label=classes.ignore_label)
     return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel
 
 
-def inference_session(flags, found_checkpoints):
-    """(session, FCN.build_predictor's predictor, the checkpoint restored or None) for evaluate, predict, export."""
+def inference_session(flags, found_checkpoints, classes):
+    """(session, FCN.build_predictor's predictor, the checkpoint restored or None) for evaluate, predict, export.
+    Without a checkpoint, evaluate scores the network --init_checkpoint would start training from."""
     weights, mean_pixel = vgg_for_inference(flags, found_checkpoints)
     infer_size = flags.image_size if flags.infer_size is None else flags.infer_size
-    predictor = FCN.build_predictor(weights, mean_pixel, infer_size, flags.fc_width,
+    predictor = FCN.build_predictor(weights, mean_pixel, infer_size, flags.fc_width, classes.num_classes,
                                     convs_as_matmul=flags.convs_as_matmul)
     sess = session.make_session()
+    init_checkpoint = checkpoints.resolve_checkpoint(flags.init_checkpoint or "")
     try:
         checkpoint = restore(sess, predictor.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, flags.logs_dir,
-                             fresh="evaluating the untrained network (VGG weights and a random head)")
+                             fresh="evaluating the network training would start from (the matching variables of "
+                             "--init_checkpoint)" if init_checkpoint else
+                             "evaluating the untrained network (VGG weights and a random head)",
+                             init_checkpoint=init_checkpoint)
     except BaseException:
         sess.close()
         raise
@@ -362,10 +411,11 @@ def restore(sess, pretrained, saver, found_checkpoints, logs_dir, fresh="startin
     return session.restore_or_initialize(sess, pretrained, saver, found_checkpoints, init_checkpoint)
 
 
-def model_record(flags, mean_pixel):
-    """What logs_dir/model.json records: the dataset, the flags of FCN.MODEL_SHAPE_FLAGS and MODEL_DEFAULT_FLAGS,
-    and the mean pixel, so every mode rebuilds this network from its checkpoints alone."""
-    record = {"dataset": "ade20k", "num_classes": FCN.NUM_OF_CLASSESS,
-              "mean_pixel": [float(value) for value in mean_pixel]}
+def model_record(flags, mean_pixel, classes):
+    """What logs_dir/model.json records: the flags of FCN.MODEL_SHAPE_FLAGS and MODEL_DEFAULT_FLAGS (the dataset
+    among them), the classes (count, names, colours, ignore label) and the mean pixel, so every mode rebuilds this
+    network and draws its labels from its checkpoints alone."""
+    record = {"mean_pixel": [float(value) for value in mean_pixel]}
     record.update((name, getattr(flags, name)) for name in FCN.MODEL_SHAPE_FLAGS + FCN.MODEL_DEFAULT_FLAGS)
+    record.update(datasets.record_of(classes))
     return record

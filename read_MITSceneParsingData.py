@@ -57,14 +57,7 @@ def scene_parsing_folder(data_url=DATA_URL):
 
 def _ensure_data(data_dir, data_url, timeout):
     """The extracted folder; extracts a zip placed by hand, downloads only when neither is there."""
-    folder = os.path.join(data_dir, scene_parsing_folder(data_url))
-    if not os.path.isdir(folder):
-        try:
-            downloads.maybe_download_and_extract(data_dir, data_url, is_zipfile=True, timeout=timeout)
-        except OSError as error:
-            raise IOError("No data at %s (%s). Download %s by hand and put it (or the folder it extracts to) "
-                          "in %s, or pass --data_dir." % (folder, error, data_url, data_dir))
-    return folder
+    return downloads.ensure_extracted(data_dir, data_url, scene_parsing_folder(data_url), timeout)
 
 
 def image_stem(path):

@@ -83,6 +83,15 @@ def newest_listable(found_checkpoints):
     raise _unreadable(found_checkpoints, reasons)
 
 
+def checkpoint_variable_shape(found_checkpoints, name):
+    """The shape of variable `name` in the newest listable checkpoint; None without one (or when none lists:
+    restoring says why)."""
+    try:
+        return newest_listable(found_checkpoints)[1].get(name) if found_checkpoints else None
+    except UnreadableCheckpoints:
+        return None
+
+
 def _unreadable(found_checkpoints, reasons):
     return UnreadableCheckpoints("no readable checkpoint in %s (%s)"
                                  % (os.path.dirname(found_checkpoints[0]) or ".", "; ".join(reasons)))

@@ -19,12 +19,14 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
 import demo_data  # noqa: E402
+import matconvnet  # noqa: E402
 
 NARROW_WIDTHS = (4, 8, 8, 16, 16)
 NARROW_FC = 16
 IMAGE_SIZE = 32
 UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: nothing listens, a connection is refused at once
-MODEL_URL = UNREACHABLE + "imagenet-vgg-verydeep-19.mat"  # never fetched when the file is there
+MODEL_FILE = matconvnet.MODEL_FILE
+MODEL_URL = UNREACHABLE + MODEL_FILE  # never fetched when the file is there
 DATA_URL = UNREACHABLE + "ADEChallengeData2016.zip"  # never fetched when the data is there
 
 
@@ -34,9 +36,9 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def vgg_mat(tmp_path_factory):
-    """Model_zoo-like folder holding a narrow imagenet-vgg-verydeep-19.mat; returns the folder."""
+    """Model_zoo-like folder holding a narrow VGG19 file in the beta16 layout; returns the folder."""
     model_dir = tmp_path_factory.mktemp("Model_zoo")
-    demo_data.write_vgg_mat(str(model_dir / "imagenet-vgg-verydeep-19.mat"), NARROW_WIDTHS, NARROW_FC,
+    demo_data.write_vgg_mat(str(model_dir / MODEL_FILE), NARROW_WIDTHS, NARROW_FC,
                             num_imagenet_classes=10)
     return str(model_dir)
 

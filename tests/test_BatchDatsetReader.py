@@ -212,3 +212,99 @@ def test_fewer_readable_pairs_than_a_batch_is_a_clear_error(tmp_path):
         with pytest.raises(dataset.DataError, match="Only 2 of 3 .* fewer than the batch size 3"):
             for _ in range(3):
                 reader.next_batch(3)
+
+
+# ---------------------------------------------------------------- other datasets: ignore label, colours, SBD, arrays
+
+def write_labels(record, labels, palette=None):
+    """Save (H, W) labels as the record's annotation: grey, or a palette PNG (VOC's) with `palette`."""
+    picture = Image.fromarray(np.asarray(labels, np.uint8), "P" if palette is not None else "L")
+    if palette is not None:
+        picture.putpalette(palette.ravel().tolist())
+    picture.save(record["annotation"])
+
+
+def test_ignore_label_passes_resizing_and_other_labels_past_the_classes_are_bad(tmp_path, capsys):
+    import datasets
+
+    record = write_pair(tmp_path, "voc", 50, image_size=(24, 16))
+    labels = np.full((16, 24), 15, np.uint8)
+    labels[:, 12:] = 255  # a VOC border, kept (nearest) through the resize to 8 x 8
+    write_labels(record, labels, datasets.voc_palette())
+    with make_reader([record, record], num_classes=21, ignore_label=255) as reader:
+        _, annotations = reader.next_batch(2)
+    assert set(np.unique(annotations)) == {15, 255} and np.all(annotations[:, :, 6:] == 255)
+
+    labels[0, 0] = 30
+    write_labels(record, labels, datasets.voc_palette())
+    with pytest.raises(dataset.BadPairError, match=re.escape(
+            "labels 30..30 outside 0..20 (21 classes) and not the ignore label 255")):
+        dataset.load_pair(record, SIZE, num_classes=21, ignore_label=255)
+    with pytest.raises(dataset.BadPairError, match=re.escape("labels 30..255 outside 0..20 (21 classes)")):
+        dataset.load_pair(record, SIZE, num_classes=21)
+
+
+def test_colour_masks_map_through_the_class_colours_and_an_unknown_colour_is_bad(tmp_path):
+    colors = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
+    record = write_pair(tmp_path, "mask", 50)
+    labels = np.zeros((16, 24), np.uint8)
+    labels[4:8] = 2
+    labels[:, :3] = 1
+    Image.fromarray(colors[labels]).save(record["annotation"])
+    _, annotation, _ = dataset.load_pair(record, num_classes=3, label_colors=colors)
+    np.testing.assert_array_equal(annotation[..., 0], labels)
+
+    rgb = colors[labels]
+    rgb[0, 5:9] = (10, 20, 30)
+    Image.fromarray(rgb).convert("RGBA").save(record["annotation"])
+    with pytest.raises(dataset.BadPairError, match=re.escape("colour (10, 20, 30) at 4 pixels is not in classes.csv")):
+        dataset.load_pair(record, num_classes=3, label_colors=colors)
+
+
+def test_sbd_mat_gives_its_segmentation(tmp_path):
+    import scipy.io
+
+    labels = np.arange(12, dtype=np.uint8).reshape(3, 4) % 21
+    path = str(tmp_path / "2008_000002.mat")
+    scipy.io.savemat(path, {"GTcls": {"Segmentation": labels, "CategoriesPresent": np.unique(labels)}})
+    np.testing.assert_array_equal(dataset.read_annotation(path), labels)
+
+
+def array_records(tmp_path, images, labels):
+    np.save(str(tmp_path / "images.npy"), images)
+    np.save(str(tmp_path / "labels.npy"), labels)
+    return [{"image": str(tmp_path / "images.npy"), "annotation": str(tmp_path / "labels.npy"), "index": index,
+             "filename": "item%d" % index} for index in range(len(images))]
+
+
+def test_array_items_with_integer_or_one_hot_labels(tmp_path):
+    rng = np.random.RandomState(0)
+    images = rng.uniform(0, 255, (3, 12, 10, 3)).astype(np.float32)
+    labels = rng.randint(0, 4, (3, 12, 10))
+    one_hot = np.eye(4, dtype=np.float32)[labels]
+    for form in (labels, one_hot):
+        records = array_records(tmp_path, images, form)
+        image, annotation, _ = dataset.load_pair(records[2], num_classes=4)
+        np.testing.assert_array_equal(image, np.round(images[2]).astype(np.uint8))
+        np.testing.assert_array_equal(annotation[..., 0], labels[2])
+        with make_reader(records, num_classes=4) as reader:
+            batch_images, batch_labels = reader.next_batch(3)
+        assert batch_images.shape == (3, SIZE, SIZE, 3) and batch_labels.shape == (3, SIZE, SIZE, 1)
+
+    one_hot[1, 0, :3] = 0  # three pixels without a class
+    records = array_records(tmp_path, images.astype(np.uint8)[..., :1], one_hot)  # grey images too
+    assert dataset.load_pair(records[0])[0].shape == (12, 10, 3)
+    with pytest.raises(dataset.BadPairError, match=r"labels\.npy\[1\]: 3 pixels have an all-zero one-hot vector"):
+        dataset.load_pair(records[1], num_classes=4)
+    _, annotation, _ = dataset.load_pair(records[1], num_classes=4, ignore_label=255)
+    assert np.all(annotation[0, :3] == 255) and np.all(annotation[1:, :, 0] == labels[1, 1:])
+
+
+def test_array_labels_past_the_classes_name_the_item(tmp_path):
+    labels = np.zeros((2, 12, 10), np.int64)
+    labels[1, 3, 3] = 7
+    records = array_records(tmp_path, np.zeros((2, 12, 10, 3), np.uint8), labels)
+    with make_reader(records + records[:1] * 198, num_classes=2) as reader:
+        reader.next_batch(2)
+    assert list(reader.bad_pairs) == [1]
+    assert str(reader.bad_pairs[1]) == "%s[1]: labels 7..7 outside 0..1 (2 classes)" % records[1]["annotation"]

@@ -113,6 +113,30 @@ def test_default_training_matches_the_original_graph_and_loop(vgg_mat):
     np.testing.assert_allclose(default, original, rtol=1e-4)
 
 
+def test_the_loss_leaves_the_ignore_label_out_and_never_sees_it_as_a_class():
+    rng = np.random.RandomState(0)
+    logits = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    labels = rng.randint(0, 3, (2, 4, 4, 1))
+    labels[0, :2] = 255
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        annotation = tf.compat.v1.placeholder(tf.int32, [None, None, None, 1])
+        losses = {ignore: FCN.segmentation_loss(tf.constant(logits), annotation, ignore) for ignore in (None, 255, 0)}
+        with_255 = sess.run(losses[255], {annotation: labels})
+        all_ignored = sess.run(losses[255], {annotation: np.full_like(labels, 255)})
+        without_0 = sess.run(losses[0], {annotation: np.where(labels == 255, 1, labels)})
+        everything = sess.run(losses[None], {annotation: np.where(labels == 255, 1, labels)})
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=3, keepdims=True))
+
+    def mean_cross_entropy(labels, counted):
+        picked = np.take_along_axis(log_softmax, np.minimum(labels, 2), axis=3)
+        return -picked[counted].mean()
+    np.testing.assert_allclose(with_255, mean_cross_entropy(labels, labels != 255), rtol=1e-5)
+    assert all_ignored == 0.0
+    relabelled = np.where(labels == 255, 1, labels)
+    np.testing.assert_allclose(without_0, mean_cross_entropy(relabelled, relabelled != 0), rtol=1e-5)
+    np.testing.assert_allclose(everything, mean_cross_entropy(relabelled, relabelled >= 0), rtol=1e-5)
+
+
 XLA_STEP = """
 import sys
 import numpy as np
@@ -120,7 +144,7 @@ import tensorflow as tf
 sys.path.insert(0, sys.argv[1])
 import FCN, modes, session
 tf.compat.v1.disable_eager_execution()
-weights, mean_pixel = FCN.load_vgg(sys.argv[2], "file:///imagenet-vgg-verydeep-19.mat")
+weights, mean_pixel = FCN.load_vgg(sys.argv[2], sys.argv[3])
 model = FCN.build_model(weights, mean_pixel, fc_width=8)
 with session.make_session(xla=True) as sess:
     sess.run(tf.compat.v1.global_variables_initializer())
@@ -138,7 +162,7 @@ print("_XlaRun" in kernels, np.isfinite(loss))
 @pytest.mark.slow
 def test_xla_compiles_the_training_step(vgg_mat):
     """In a new process: the XLA flags make_session sets are read once, by the first session of a process."""
-    result = subprocess.run([sys.executable, "-c", XLA_STEP, PROJECT_DIR, vgg_mat], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", XLA_STEP, PROJECT_DIR, vgg_mat, MODEL_URL], capture_output=True, text=True,
                             timeout=300)
     assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]
 
@@ -171,6 +195,10 @@ USAGE_ERRORS = [  # flags -> words of the one line
     (["--no_such_flag=1"], "no_such_flag"),
     (["--mode=predict"], "--mode=predict needs --input"),
     (["--mode=predict", "--input=/no/such/photos"], "--input=/no/such/photos does not exist"),
+    (["--num_classes=1"], "--num_classes=1"),
+    (["--ignore_label=256"], "--ignore_label=256"),
+    (["--dataset=folder", "--sbd_dir=/tmp"], "--sbd_dir is for --dataset=voc, not folder"),
+    (["--dataset=folder", "--train_list=/no/such/list.txt"], "--train_list=/no/such/list.txt does not exist"),
 ]
 
 

@@ -4,6 +4,7 @@ shards of an epoch cover the split once."""
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 
@@ -24,6 +25,10 @@ WAIT = 300  # seconds any process of these tests may take to print what is await
 def checkpoint_values(path):
     reader = tf.train.load_checkpoint(path)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def first_loss(out):
+    return float(re.search(r"^Step: 0, Train_loss:(\S+) ", out, re.MULTILINE).group(1))
 
 
 @pytest.mark.slow
@@ -47,6 +52,28 @@ def test_two_replicas_take_the_step_one_device_takes_on_their_whole_batch(fcn_fl
     run_fcn("train", **dict(one, max_iteration=2, replicas=2))  # 1 -> N
     out = capsys.readouterr().out
     assert out.count("Model restored...") == 2 and out.count("Step: 1, Train_loss:") == 2
+
+
+@pytest.mark.slow
+def test_replicas_ignoring_different_numbers_of_pixels_still_weigh_them_as_one_device(fcn_flags, trained_logs, run_fcn,
+                                                                                      capsys):
+    """The two images of the step count different numbers of pixels once the label of the most unequal count is
+    ignored: each replica's loss is weighted by its share, so the summed loss (whose gradient the step takes) is one
+    device's on both images. Adam's first step is blind to such a scale (about lr x the sign of each gradient), so
+    the losses are compared."""
+    records, _ = scene_parsing.read_dataset(fcn_flags["data_dir"])
+    labels = [BatchDatsetReader.load_pair(record, fcn_flags["image_size"])[1] for record in records[:2]]
+    counts = np.array([np.bincount(label.ravel(), minlength=256) for label in labels])
+    ignored = int(np.argmax(abs(counts[0] - counts[1])))
+    assert abs(counts[0, ignored] - counts[1, ignored]) > 0.1 * labels[0].size
+    one_step = dict(fcn_flags, max_iteration=1, save_every=1, keep_prob=1.0, init_checkpoint=trained_logs,
+                    ignore_label=ignored)
+    losses = []
+    for name, batch_size, replicas in (("one", 2, 1), ("two", 1, 2)):
+        run_fcn("train", **dict(one_step, logs_dir=fcn_flags["logs_dir"] + name + "/", batch_size=batch_size,
+                                replicas=replicas))
+        losses.append(first_loss(capsys.readouterr().out))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
 
 
 def test_the_shards_of_an_epoch_cover_the_split_once(scene_data):

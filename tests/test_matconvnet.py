@@ -4,7 +4,7 @@ import pytest
 import scipy.io
 
 import matconvnet
-from conftest import MODEL_URL, NARROW_FC, NARROW_WIDTHS, serve_directory
+from conftest import MODEL_FILE, MODEL_URL, NARROW_FC, NARROW_WIDTHS, serve_directory
 
 
 def test_reads_the_beta16_layout_with_fc_layers(vgg_mat):
@@ -22,7 +22,7 @@ def test_reads_the_beta16_layout_with_fc_layers(vgg_mat):
 
 def test_other_layout_names_keys_and_expected_file(tmp_path):
     """The newer vlfeat file has `meta` instead of `normalization`: say so instead of a KeyError."""
-    path = tmp_path / "imagenet-vgg-verydeep-19.mat"
+    path = tmp_path / MODEL_FILE
     scipy.io.savemat(str(path), {"layers": np.zeros((1, 2)), "meta": np.zeros(1)})
     with pytest.raises(ValueError) as error:
         matconvnet.get_model_data(str(tmp_path), MODEL_URL)
@@ -31,24 +31,24 @@ def test_other_layout_names_keys_and_expected_file(tmp_path):
 
 
 def test_a_file_that_is_not_a_mat_says_what_to_do(tmp_path):
-    (tmp_path / "imagenet-vgg-verydeep-19.mat").write_bytes(b"<html>Not found</html>")
+    (tmp_path / MODEL_FILE).write_bytes(b"<html>Not found</html>")
     with pytest.raises(ValueError, match="cannot be read as a .mat file .* Delete it and run again"):
         matconvnet.get_model_data(str(tmp_path), MODEL_URL)
 
 
 def test_download_of_the_mat_then_parse(tmp_path, vgg_mat):
     with serve_directory(vgg_mat) as url:
-        data = matconvnet.get_model_data(str(tmp_path), url + "/imagenet-vgg-verydeep-19.mat")
+        data = matconvnet.get_model_data(str(tmp_path), url + "/" + MODEL_FILE)
     assert data["layers"].shape == (1, 43)
 
 
 def test_a_cut_download_of_the_mat_says_where_to_put_it(tmp_path):
     served = tmp_path / "served"
     served.mkdir()
-    (served / "cut_imagenet-vgg-verydeep-19.mat").write_bytes(b"x" * 2 ** 20)
+    (served / ("cut_" + MODEL_FILE)).write_bytes(b"x" * 2 ** 20)
     dest = tmp_path / "Model_zoo"
     with serve_directory(str(served)) as url:
-        with pytest.raises(IOError, match="VGG weights not found at .*cut_imagenet-vgg-verydeep-19.mat .* by hand .*"
+        with pytest.raises(IOError, match="VGG weights not found at .*cut_" + MODEL_FILE + " .* by hand .*"
                                           "--model_dir"):
-            matconvnet.get_model_data(str(dest), url + "/cut_imagenet-vgg-verydeep-19.mat")
+            matconvnet.get_model_data(str(dest), url + "/cut_" + MODEL_FILE)
     assert not dest.exists()

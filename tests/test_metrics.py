@@ -113,3 +113,25 @@ def test_table_lists_the_classes_of_the_ground_truth_and_counts_the_rest():
     lines = metrics.format_table(confusion, ["other", "wall", "building", "sky"]).splitlines()
     assert [line.split()[1] for line in lines[1:-1]] == ["wall"]
     assert lines[-1] == "(2 classes absent from the ground truth are not listed; 1 of them were predicted, with IoU 0)"
+
+
+def test_voc_protocol_scores_background_and_never_sees_255():
+    truth = np.array([[0, 0, 1], [255, 1, 255]])
+    prediction = np.array([[0, 1, 1], [1, 1, 0]])
+    confusion = metrics.confusion_matrix(truth, prediction, 3)
+    assert confusion.sum() == 4  # the two 255 pixels are not in the matrix
+    scores = metrics.summary(confusion, unscored=None)
+    assert scores["pixel_accuracy"] == pytest.approx(3 / 4)
+    assert scores["class_iou"][:2] == pytest.approx([1 / 2, 2 / 3]) and scores["class_iou"][2] is None
+    assert scores["mean_iou"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert metrics.most_frequent_class_accuracy(confusion, unscored=None) == pytest.approx(1 / 2)
+    table = metrics.format_table(confusion, ["background", "aeroplane", "bicycle"], unscored=None).splitlines()
+    assert [line.split()[1] for line in table[1:-1]] == ["background", "aeroplane"]
+    assert table[-1].startswith("(1 classes absent from the ground truth")
+
+
+def test_another_unscored_class_is_left_out_like_ade20k_s_zero():
+    confusion = confusion_from({(0, 0): 3, (1, 1): 2, (2, 2): 5, (2, 1): 5}, num_classes=3)
+    assert metrics.pixel_accuracy(confusion, unscored=2) == 1.0
+    assert metrics.class_iou(confusion, unscored=2)[0] == 1.0 and math.isnan(metrics.class_iou(confusion, 2)[2])
+    assert metrics.class_iou(confusion, unscored=2)[1] == 1.0  # predictions on unscored pixels do not count

@@ -20,6 +20,7 @@ import BatchDatsetReader
 import checkpoints
 import demo_data
 import FCN
+import matconvnet
 import modes
 import read_MITSceneParsingData as scene_parsing
 import session
@@ -291,14 +292,13 @@ def empty_validation_split(data_dir):
 
 
 @pytest.mark.parametrize("fault, words", [
-    ("missing weights", "VGG weights not found at .*no_model.* Download http://127.0.0.1:9/imagenet-vgg-verydeep-19.mat "
-                        "by hand and put it at that path"),
+    ("missing weights", "VGG weights not found at .*no_model.* Download %s by hand and put it at that path" % MODEL_URL),
     ("missing data", "No data at .* or pass --data_dir"),
     ("empty split", "No image/annotation pairs in the validation split"),
     ("bad images", "1 of 4 image/annotation pairs are bad, more than 1%; the first is .*ADE_train_00000001.jpg"),
 ])
 def test_setup_faults_exit_with_a_message_not_a_traceback(fcn_flags, run_fcn, tmp_path, fault, words):
-    flags = dict(fcn_flags, model_url=UNREACHABLE + "imagenet-vgg-verydeep-19.mat",
+    flags = dict(fcn_flags, model_url=MODEL_URL,
                  data_url=UNREACHABLE + "ADEChallengeData2016.zip")
     if fault == "missing weights":
         flags["model_dir"] = str(tmp_path / "no_model")
@@ -566,7 +566,9 @@ def test_predict_skips_files_it_cannot_read_writes_the_others_and_exits_2(traine
 def test_training_records_the_model_and_later_modes_rebuild_it_from_that(trained_flags, run_fcn, tmp_path, capsys):
     record = json.load(open(os.path.join(trained_flags["logs_dir"], checkpoints.MODEL_RECORD)))
     assert record == {"dataset": "ade20k", "num_classes": 151, "fc_width": NARROW_FC, "image_size": 32,
-                      "mean_pixel": pytest.approx([123.68, 116.779, 103.939], rel=1e-5)}
+                      "mean_pixel": pytest.approx(matconvnet.IMAGENET_MEAN_PIXEL, rel=1e-5), "ignore_label": None,
+                      "class_names": scene_parsing.ade20k_class_names(),
+                      "palette": scene_parsing.ade20k_palette().tolist()}
     photos = str(tmp_path / "photos")
     write_mixed_images(photos)
     bare = {"logs_dir": trained_flags["logs_dir"], "model_dir": str(tmp_path / "no_model"), "model_url": MODEL_URL}
