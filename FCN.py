@@ -1,7 +1,8 @@
 """FCN-8s semantic segmentation on MIT Scene Parsing (ADE20K): the flags, the network, its loss and training op.
 
 A port of shekkizh/FCN.tensorflow to today's TensorFlow (tf.compat.v1 graphs and sessions). How each
-mode runs is in modes.py, sessions and checkpoints in session.py. `python FCN.py --helpfull` lists every flag.
+mode runs is in modes.py, sessions and checkpoints in session.py, several GPUs and machines in distribute.py.
+`python FCN.py --helpfull` lists every flag.
 """
 import collections
 import contextlib
@@ -50,8 +51,8 @@ MODE_HELP = {
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch_size", 2, "batch size for training (and the number of pictures visualize writes)",
-                     lower_bound=1)
+flags.DEFINE_integer("batch_size", 2, "batch size for training, per replica (the step's global batch is "
+                     "batch_size x replicas x workers), and the number of pictures visualize writes", lower_bound=1)
 flags.DEFINE_string("logs_dir", "logs/", "path to logs directory (checkpoints, TensorBoard, pictures)")
 flags.DEFINE_string("data_dir", "Data_zoo/MIT_SceneParsing/", "path to dataset")
 flags.DEFINE_float("learning_rate", 1e-4, "Learning rate of --optimizer (> 0)")
@@ -97,6 +98,16 @@ flags.DEFINE_bool("mixed_precision", False,
                   "avx512_bf16 or amx_bf16: bfloat16 (float32 variables when training); on a GPU: float16 with "
                   "float32 master weights and dynamic loss scaling; other CPUs: float32, with a line saying so. "
                   "export: a bfloat16 SavedModel")
+# Several devices and machines (tf.distribute, see distribute.py)
+flags.DEFINE_integer("replicas", None,
+                     "train: data-parallel replicas on this machine, one per GPU; on a machine without GPUs, N logical "
+                     "CPU devices (for checking: slower, not faster). Default: the number of visible GPUs, or 1",
+                     lower_bound=1)
+flags.DEFINE_float("worker_timeout", 300.0,
+                   "train with TF_CONFIG (several machines): seconds a worker waits for the others at start-up and in "
+                   "any step before it stops with an error; must exceed the chief's longest pause (validation and "
+                   "writing a checkpoint)", lower_bound=1.0)
+
 flags.register_validator("learning_rate", lambda value: value > 0, "--learning_rate must be > 0")
 flags.register_validator("keep_prob", lambda value: 0 < value <= 1, "--keep_prob must be in (0, 1]")
 flags.register_validator("image_size", lambda value: value % 32 == 0, "--image_size must be a multiple of 32")
@@ -335,7 +346,7 @@ def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_pre
 
 Model = collections.namedtuple("Model", [
     "image", "annotation", "keep_probability", "pred_annotation", "logits", "loss", "train_op",
-    "global_step", "train_summary", "validation_summary", "pretrained", "weights_finite"])
+    "global_step", "train_summary", "validation_summary", "pretrained", "weights_finite", "validation_loss"])
 Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained", "mean_pixel"])
 
 
@@ -344,11 +355,9 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
                 head="original", learn_upsampling=True, optimizer="adam", momentum=0.9, weight_decay=0.0):
     """Placeholders, the FCN of `head`, loss (without the pixels labelled ignore_label), training step and
     summaries in the default graph (labels coloured with `palette`, by default ADE20K's). The step minimises
-    the loss plus weight_decay times the kernels' L2."""
-    keep_probability = tf.compat.v1.placeholder(tf.float32, name="keep_probabilty")
-    image = tf.compat.v1.placeholder(tf.float32, shape=[None, None, None, 3], name="input_image")
-    annotation = tf.compat.v1.placeholder(tf.int32, shape=[None, None, None, 1], name="annotation")
-
+    the loss plus weight_decay times the kernels' L2. distribute.build_replicated_model builds the same for
+    several replicas."""
+    keep_probability, image, annotation = training_inputs()
     pred_annotation, logits = inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width, debug,
                                         convs_as_matmul, head, learn_upsampling)
     loss = segmentation_loss(logits, annotation, ignore_label)
@@ -356,20 +365,40 @@ def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_clas
     objective = loss + weight_decay * kernels_l2() if weight_decay else loss
     train_op = train(objective, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug, mixed_precision,
                      optimizer, momentum)
+    train_summary, validation_summary = summaries(loss, image, annotation, pred_annotation, palette)
+    weights_finite = all_weights_finite()
+    return Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op,
+                 global_step, train_summary, validation_summary, pretrained_loader(weights), weights_finite, loss)
 
+
+def training_inputs():
+    """The placeholders of the training graph: (keep probability, images, annotations)."""
+    keep_probability = tf.compat.v1.placeholder(tf.float32, name="keep_probabilty")
+    image = tf.compat.v1.placeholder(tf.float32, shape=[None, None, None, 3], name="input_image")
+    annotation = tf.compat.v1.placeholder(tf.int32, shape=[None, None, None, 1], name="annotation")
+    return keep_probability, image, annotation
+
+
+def summaries(loss, image, annotation, pred_annotation, palette=None, validation_loss=None):
+    """(training summary: every summary made so far and the loss's `entropy`; validation summary: `entropy` of
+    validation_loss (default: loss) and the pictures)."""
     entropy = tf.compat.v1.summary.scalar("entropy", loss)
     train_summary = tf.compat.v1.summary.merge_all()
+    if validation_loss is not None:  # a raw op: the tag stays "entropy" although that op name is taken
+        entropy = tf.raw_ops.ScalarSummary(tags="entropy", values=validation_loss)
     palette = tf.constant(scene_parsing.ade20k_palette() if palette is None else palette)
     pictures = [
         utils.image_summary("input_image", tf.cast(image, tf.uint8)),
         utils.image_summary("ground_truth", tf.gather(palette, tf.clip_by_value(annotation[..., 0], 0, palette.shape[0] - 1))),
         utils.image_summary("pred_annotation", tf.gather(palette, pred_annotation[..., 0])),
     ]
-    validation_summary = tf.compat.v1.summary.merge([entropy] + pictures)
-    weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(var)) for var in tf.compat.v1.global_variables()
-                                    if var.dtype.base_dtype.is_floating])
-    return Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op,
-                 global_step, train_summary, validation_summary, pretrained_loader(weights), weights_finite)
+    return train_summary, tf.compat.v1.summary.merge([entropy] + pictures)
+
+
+def all_weights_finite():
+    """True when every floating-point variable of the default graph is finite (checked before each save)."""
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(var)) for var in tf.compat.v1.global_variables()
+                          if var.dtype.base_dtype.is_floating])
 
 
 def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=NUM_OF_CLASSESS, convs_as_matmul=True,

@@ -29,6 +29,8 @@ def save_image(image, save_dir, name, mean=None):
 
 
 # ---------------------------------------------------------------- variables
+# tf.compat.v1.Variable(..., trainable=True), not tf.Variable: under a tf.distribute strategy, tf.Variable would
+# also list every replica's copy as a variable of its own (and save it); one device builds the same graph.
 
 def get_variable(weights, name):
     """A variable initialised to the numpy array `weights` (baked into the graph: the original's way)."""
@@ -36,16 +38,16 @@ def get_variable(weights, name):
 
 
 def weight_variable(shape, stddev=0.02, name=None):
-    return tf.Variable(tf.random.truncated_normal(shape, stddev=stddev), name=name)
+    return tf.compat.v1.Variable(tf.random.truncated_normal(shape, stddev=stddev), name=name, trainable=True)
 
 
 def bias_variable(shape, name=None):
-    return tf.Variable(tf.zeros(shape), name=name)
+    return tf.compat.v1.Variable(tf.zeros(shape), name=name, trainable=True)
 
 
 def pretrained_variable(shape, name):
     """A variable whose value is fed in after the session starts (see PretrainedLoader)."""
-    return tf.Variable(tf.zeros(shape), name=name)
+    return tf.compat.v1.Variable(tf.zeros(shape), name=name, trainable=True)
 
 
 def variables_of(dtype):

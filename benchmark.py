@@ -10,6 +10,8 @@ path of evaluate, predict and export. Naive: the original graph, a default sessi
 every log_every steps. Float32 and bfloat16 (on a CPU with avx512_bf16 or amx_bf16) run interleaved, see
 benchmark_runs.py; times are medians of --repeats rounds after --warmup rounds. Evaluation at native size:
 --native_images synthetic images, one at a time (as before batching) and in batches of a padded size.
+Replicas: the images/s of training with 1 and 2 replicas (--replicas; on a machine without GPUs, logical CPU
+devices that share the same cores: a check of the path, not a speed-up).
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ import tensorflow as tf
 import BatchDatsetReader as dataset
 import benchmark_runs
 import demo_data
+import distribute
 import FCN
 import matconvnet
 import modes
@@ -49,6 +52,8 @@ def build_parser():
     parser.add_argument("--xla", action="store_true", help="time the optimised run with FCN.py --xla")
     parser.add_argument("--native_images", type=int, default=20, help="images evaluated at their native size")
     parser.add_argument("--native_sizes", default="375,500", help="smallest and largest side of those images")
+    parser.add_argument("--replicas", default="1,2",
+                        help="time training with these replica counts too (FCN.py --replicas, --batch_size each)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: widths 4,8,8,16,16, fc_width 16, 64x64 and 96x96, 2 repeats")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
@@ -164,6 +169,7 @@ def run(args):
             naive_training, naive_inference, flops = naive_runs(args, weights, mean_pixel, reader)
             training = benchmark_runs.time_training(args, weights, mean_pixel, reader, precisions,
                                                     dict(peak_functions, **naive_training))
+            replicated = time_replicas(args, weights, mean_pixel, reader)
         predictors = {precision: benchmark_runs.predictor_session(args, weights, mean_pixel, precision)
                       for precision in precisions}
         inference = benchmark_runs.time_inference(args, predictors, dict(peak_functions, **naive_inference))
@@ -178,6 +184,7 @@ def run(args):
         evaluation = benchmark_runs.time_native_evaluation(records, predictors)
     results = summary(args, flops, training, inference, peaks, precisions)
     results.update(native_evaluation_summary(evaluation, len(records), precisions))
+    results.update(replicated)
     for precision, (nodes, kinds) in profiles.items():
         prefix = "bf16_" if precision == BFLOAT16 else ""
         results.update({prefix + "infer_profile_ms": nodes, prefix + "infer_profile_by_op_ms": kinds})
@@ -186,8 +193,26 @@ def run(args):
     results["settings"] = {"image_size": args.image_size, "large_size": args.large_size,
                            "batch_size": args.batch_size, "fc_width": args.fc_width, "repeats": args.repeats,
                            "xla": args.xla, "native_images": args.native_images, "native_sizes": args.native_sizes,
-                           "load_average": os.getloadavg()[0], "cpu": cpu_model()}
+                           "replicas": args.replicas, "load_average": os.getloadavg()[0], "cpu": cpu_model()}
     return results
+
+
+def time_replicas(args, weights, mean_pixel, reader):
+    """Training images/s with each replica count of --replicas, --batch_size per replica (distribute.py: one replica
+    per GPU, or per logical CPU device on a machine without GPUs, where it checks the path and cannot be faster)."""
+    result = {}
+    for replicas in (int(count) for count in args.replicas.split(",")):
+        with tf.Graph().as_default():
+            cluster = distribute.make_cluster(replicas)
+            model = cluster.build_model(weights, mean_pixel, fc_width=args.fc_width)
+            with cluster.session(args.xla) as sess:
+                sess.run(tf.compat.v1.global_variables_initializer())
+                model.pretrained.load(sess)
+                images, annotations = reader.next_batch(args.batch_size * replicas)
+                feed = modes.feed(model, images, annotations, keep_prob=0.85)
+                step_s = median_seconds(lambda: modes.train_step(sess, model, feed), args.repeats, args.warmup)
+        result["replicas_%d_train_images_per_sec" % replicas] = args.batch_size * replicas / step_s
+    return result
 
 
 def summary(args, flops, training, inference, peaks, precisions):

@@ -3,6 +3,7 @@
 Each mode has a body that takes what it needs as arguments, and a `run_<mode>(flags, found_checkpoints)`
 that reads the flags, builds the graph, restores and calls it. MODES maps the mode's name to the latter.
 """
+import collections
 import datetime
 import json
 import os
@@ -16,6 +17,7 @@ import BatchDatsetReader as dataset
 import checkpoints
 import console
 import datasets
+import distribute
 import downloads
 import FCN
 import matconvnet
@@ -42,24 +44,24 @@ def train_step(sess, model, feed, with_summary=False):
 
 
 def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, batch_size, max_iteration,
-               keep_prob=0.85, log_every=10, save_every=500, curve_reader=None):
+               keep_prob=0.85, log_every=10, save_every=500, curves=None, cluster=distribute.OneDevice()):
     """The original loop; the step count comes from global_step, so a resumed run continues it. At each validation
-    point, the scores over curve_reader's pairs too (see validate_and_save).
+    point, the scores of `curves` too (see validate_and_save). batch_size is per replica (distribute.py), and only
+    the chief validates and writes.
 
-    Ctrl-C or SIGTERM ends it after the current step with a checkpoint; a non-finite loss ends it without one."""
-    checkpoints.remove_partial_saves(logs_dir)
+    Ctrl-C or SIGTERM (on any worker) ends it after a step with a checkpoint; a non-finite loss ends it without one."""
     start = sess.run(model.global_step)
     if start >= max_iteration:
         print("Already at step %d (>= --max_iteration=%d): nothing to train" % (start, max_iteration))
         return
     last_log, waited = (time.time(), start), 0.0
     itr = start - 1
-    with tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "train"), sess.graph) as train_writer, \
-            tf.compat.v1.summary.FileWriter(os.path.join(logs_dir, "validation")) as validation_writer, \
+    with cluster.summary_writer(logs_dir, "train", sess.graph) as train_writer, \
+            cluster.summary_writer(logs_dir, "validation") as validation_writer, \
             session.stop_requests() as stop:
         for itr in range(start, max_iteration):
             asked = time.time()
-            train_images, train_annotations = train_reader.next_batch(batch_size)
+            train_images, train_annotations = train_reader.next_batch(batch_size * cluster.local_replicas)
             waited += time.time() - asked
             train_loss, summary = train_step(sess, model, feed(model, train_images, train_annotations, keep_prob),
                                              with_summary=itr % log_every == 0)
@@ -72,34 +74,35 @@ def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, ba
             if itr % log_every == 0:
                 seconds, steps = time.time() - last_log[0], itr + 1 - last_log[1]
                 print("Step: %d, Train_loss:%g (%.2f images/s, %.1f%% waiting for data)"
-                      % (itr, train_loss, steps * batch_size / seconds, 100 * waited / seconds))
+                      % (itr, train_loss, steps * batch_size * cluster.num_replicas / seconds, 100 * waited / seconds))
                 last_log, waited = (time.time(), itr + 1), 0.0
                 train_writer.add_summary(summary, itr)
 
-            if itr % save_every == 0:
+            if itr % save_every == 0 and cluster.is_chief:
                 validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr,
-                                  curve_reader)
-            if stop:
-                print("%s: stopping after step %d" % (stop[0], itr))
+                                  curves)
+            stopping = cluster.stop_everywhere(sess, stop)
+            if stopping:
+                print("%s: stopping after step %d" % (stopping, itr))
                 break
-        if itr % save_every != 0:
+        if itr % save_every != 0 and cluster.is_chief:
             validate_and_save(sess, model, saver, validation_reader, validation_writer, logs_dir, batch_size, itr,
-                              curve_reader)
-    if stop:
-        print("Run the same command again to resume from the newest checkpoint in %s" % logs_dir)
+                              curves)
+    if stopping:
+        print(cluster.resume_hint(logs_dir))
 
 
-def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step, curve_reader=None):
-    """The loss of a validation batch and, over every pair of curve_reader, the pixel accuracy and mean IoU (the
-    curves that compare heads), on the console and in TensorBoard; then a checkpoint."""
+def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, batch_size, step, curves=None):
+    """The loss of a validation batch and, over every pair of the curves' reader, the pixel accuracy and mean IoU
+    (the curves that compare heads), on the console and in TensorBoard; then a checkpoint."""
     valid_images, valid_annotations = validation_reader.next_batch(min(batch_size, len(validation_reader.files)))
-    valid_loss, summary = sess.run([model.loss, model.validation_summary],
+    valid_loss, summary = sess.run([model.validation_loss, model.validation_summary],
                                    feed_dict=feed(model, valid_images, valid_annotations))
     line = "%s ---> Validation_loss: %g" % (datetime.datetime.now(), valid_loss)
-    if curve_reader is not None and curve_reader.files:
-        scores = validation_scores(sess, model, curve_reader.batches(batch_size))
+    if curves is not None and curves.reader.files:
+        scores = validation_scores(sess, model, curves.reader.batches(batch_size), curves.num_classes, curves.unscored)
         line += ", pixel_accuracy: %.4f, mean_iou: %.4f (%d images)" % (
-            scores["validation/pixel_accuracy"], scores["validation/mean_iou"], len(curve_reader.files))
+            scores["validation/pixel_accuracy"], scores["validation/mean_iou"], len(curves.reader.files))
         writer.add_summary(tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(tag=tag, simple_value=value)
                                                        for tag, value in scores.items()]), step)
     print(line)
@@ -108,15 +111,19 @@ def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, b
     session.save_checkpoint(sess, model, saver, logs_dir, step)
 
 
-def validation_scores(sess, model, batches, num_classes=FCN.NUM_OF_CLASSESS):
+def validation_scores(sess, model, batches, num_classes=FCN.NUM_OF_CLASSESS, unscored=metrics.IGNORE_LABEL):
     """{"validation/pixel_accuracy": ..., "validation/mean_iou": ...} of the network's predictions over `batches`
-    of (images, annotations), scored as evaluate scores (label 0 not scored), at the size the reader gives."""
+    of (images, annotations), scored as evaluate scores (class `unscored` left out; ignore labels are past
+    num_classes), at the size the reader gives."""
     confusion = np.zeros((num_classes, num_classes), np.int64)
     for images, annotations in batches:
         predictions = sess.run(model.pred_annotation, feed_dict=feed(model, images))
         confusion += metrics.confusion_matrix(annotations, predictions, num_classes)
-    return {"validation/pixel_accuracy": metrics.pixel_accuracy(confusion),
-            "validation/mean_iou": metrics.mean_iou(confusion)}
+    return {"validation/pixel_accuracy": metrics.pixel_accuracy(confusion, unscored),
+            "validation/mean_iou": metrics.mean_iou(confusion, unscored)}
+
+
+Curves = collections.namedtuple("Curves", ["reader", "num_classes", "unscored"])  # what validation points score
 
 
 def feed(model, images, annotations=None, keep_prob=1.0):
@@ -128,33 +135,44 @@ def feed(model, images, annotations=None, keep_prob=1.0):
 
 
 def run_train(flags, found_checkpoints):
-    """List the data, take the logs_dir lock, build the training graph, restore, train."""
-    os.makedirs(flags.logs_dir, exist_ok=True)
-    with checkpoints.TrainingLock(flags.logs_dir):
+    """List the data, take the logs_dir lock, build the training graph, restore, train; on the devices and machines
+    --replicas and TF_CONFIG name (distribute.py), where only the chief takes the lock and writes."""
+    cluster = distribute.make_cluster(flags.replicas, flags.worker_timeout, os.environ.get("TF_CONFIG"))
+    with cluster.training_lock(flags.logs_dir):
         train_records, valid_records = list_data(flags)
         if flags.seed is not None:
             np.random.seed(flags.seed)  # the epoch order
             tf.compat.v1.set_random_seed(flags.seed)  # the initial weights and dropout
         classes = model_classes(flags, found_checkpoints)
         precision = compute_precision(flags)
-        model, saver, mean_pixel = training_graph(flags, classes, precision)
+        model, saver, mean_pixel = training_graph(flags, classes, precision, cluster)
         options = reader_options(flags, classes)
-        with session.make_session(flags.xla, precision) as sess, \
-                dataset.BatchDatset(train_records, training_reader_options(flags, classes, mean_pixel)) as train_reader, \
+        with cluster.session(flags.xla, precision) as sess, cluster.lost_workers_explained(), \
+                dataset.BatchDatset(cluster.shard(train_records),
+                                    training_reader_options(flags, classes, mean_pixel)) as train_reader, \
                 dataset.BatchDatset(valid_records, options) as validation_reader, \
                 dataset.BatchDatset(valid_records[:flags.val_images], options) as curve_reader:
-            try:
-                restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
-                        init_checkpoint=checkpoints.resolve_checkpoint(flags.init_checkpoint or ""))
-            except session.UnreadableCheckpoints as error:
-                if not found_checkpoints:
-                    raise
-                raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
-                                                    "out of %s to start afresh" % (error, flags.logs_dir))
-            if checkpoints.read_model_record(flags.logs_dir) is None:
-                checkpoints.write_model_record(flags.logs_dir, model_record(flags, mean_pixel, classes))
+            cluster.start(sess, lambda: start_training(sess, model, saver, found_checkpoints, flags,
+                                                       model_record(flags, mean_pixel, classes)))
+            curves = Curves(curve_reader, classes.num_classes, datasets.unscored_class(flags.dataset, classes))
             train_mode(sess, model, saver, train_reader, validation_reader, flags.logs_dir, flags.batch_size,
-                       flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every, curve_reader)
+                       flags.max_iteration, flags.keep_prob, flags.log_every, flags.save_every, curves, cluster)
+
+
+def start_training(sess, model, saver, found_checkpoints, flags, record):
+    """Restore logs_dir's newest checkpoint, or start from the VGG weights and --init_checkpoint; write model.json
+    with `record` when logs_dir has none."""
+    checkpoints.remove_partial_saves(flags.logs_dir)
+    try:
+        restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
+                init_checkpoint=checkpoints.resolve_checkpoint(flags.init_checkpoint or ""))
+    except session.UnreadableCheckpoints as error:
+        if not found_checkpoints:
+            raise
+        raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
+                                            "out of %s to start afresh" % (error, flags.logs_dir))
+    if checkpoints.read_model_record(flags.logs_dir) is None:
+        checkpoints.write_model_record(flags.logs_dir, record)
 
 
 # ---------------------------------------------------------------- visualize
@@ -424,16 +442,21 @@ def load_vgg(flags, with_fc=True):
                         fc_width=flags.fc_width if with_fc and flags.head in FCN.PAPER_HEADS else None)
 
 
-def training_graph(flags, classes, precision=FLOAT32):
-    """The training graph of FCN.build_model from the VGG file, a Saver keeping 5 checkpoints, the mean pixel.
+def training_graph(flags, classes, precision=FLOAT32, cluster=distribute.OneDevice()):
+    """The training graph of FCN.build_model (or its replicated twin, distribute.py) from the VGG file, a Saver
+    keeping 5 checkpoints, the mean pixel.
 
     In float16 the optimizer scales the loss; bfloat16 needs no scaling (make_session's rewrite does the rest)."""
     weights, mean_pixel = load_vgg(flags)
-    model = FCN.build_model(weights, mean_pixel, flags.learning_rate, flags.fc_width, classes.num_classes,
-                            debug=flags.debug, convs_as_matmul=flags.convs_as_matmul,
-                            mixed_precision=precision == FLOAT16, palette=datasets.for_pictures(classes)[1],
-                            ignore_label=classes.ignore_label, head=flags.head, learn_upsampling=flags.learn_upsampling,
-                            optimizer=flags.optimizer, momentum=flags.momentum, weight_decay=flags.weight_decay)
+    description = cluster.describe(flags.batch_size)
+    if description:
+        print(description)
+    model = cluster.build_model(weights, mean_pixel, learning_rate=flags.learning_rate, fc_width=flags.fc_width,
+                                num_classes=classes.num_classes, debug=flags.debug,
+                                convs_as_matmul=flags.convs_as_matmul, mixed_precision=precision == FLOAT16,
+                                palette=datasets.for_pictures(classes)[1], ignore_label=classes.ignore_label,
+                                head=flags.head, learn_upsampling=flags.learn_upsampling, optimizer=flags.optimizer,
+                                momentum=flags.momentum, weight_decay=flags.weight_decay)
     return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel
 
 

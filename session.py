@@ -16,8 +16,12 @@ class UnreadableCheckpoints(IOError):
 
 
 def make_session(xla=False, precision=FLOAT32):
-    """A session running one op at a time on all cores: oneDNN's kernels use every core by themselves,
-    so running two ops side by side only makes them fight over the caches.
+    return tf.compat.v1.Session(config=session_config(xla, precision))
+
+
+def session_config(xla=False, precision=FLOAT32):
+    """One op at a time on all cores: oneDNN's kernels use every core by themselves, so running two ops side by
+    side only makes them fight over the caches. distribute.py adds what its strategies need.
 
     precision "bfloat16" or "float16": Grappler rewrites the graph to compute convolutions and matmuls in that type
     (see mixed_precision_rewrite); variables, the loss and what is fetched stay float32."""
@@ -28,7 +32,7 @@ def make_session(xla=False, precision=FLOAT32):
         config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
     if precision != FLOAT32:
         mixed_precision_rewrite(config.graph_options.rewrite_options, precision)
-    return tf.compat.v1.Session(config=config)
+    return config
 
 
 def mixed_precision_rewrite(rewrite_options, precision):
@@ -116,9 +120,13 @@ def _unreadable(found_checkpoints, reasons):
                                  % (os.path.dirname(found_checkpoints[0]) or ".", "; ".join(reasons)))
 
 
+NOT_REASONS = ("Graph execution error", "From /job:")  # a header, and the name of the worker that reports
+
+
 def short_reason(error):
     """The line of a TensorFlow error that says what is wrong, without the traceback of the op that failed."""
-    lines = [line.strip() for line in error.message.split("Original stack trace")[0].splitlines() if line.strip()]
+    lines = [line.strip() for line in error.message.split("Original stack trace")[0].splitlines()
+             if line.strip() and not line.strip().startswith(NOT_REASONS)]
     nodes = [index for index, line in enumerate(lines) if line.startswith("Node: ")]
     reason = lines[nodes[-1] + 1] if nodes and nodes[-1] + 1 < len(lines) else (lines or [type(error).__name__])[0]
     return reason if len(reason) <= 200 else reason[:197] + "..."

@@ -4,11 +4,14 @@ import contextlib
 import functools
 import http.server
 import os
+import queue
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -105,6 +108,35 @@ def fcn_command(*args, env=None, timeout=300):
 
 def command_flags(flags):
     return ["--%s=%s" % item for item in flags.items()]
+
+
+class Training(object):
+    """FCN.py --mode=train in a subprocess whose output lines can be awaited; `env` adds environment variables."""
+
+    def __init__(self, flags, env=None):
+        argv = [sys.executable, "-u", os.path.join(PROJECT_DIR, "FCN.py"), "--mode=train"] + command_flags(flags)
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env=dict(os.environ, **(env or {})))
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put("")
+
+    def wait_for(self, pattern, timeout=180):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            match = re.search(pattern, line)
+            if match:
+                return match
+            assert line, "training ended without printing %r" % pattern
+        raise AssertionError("no %r within %d s" % (pattern, timeout))
 
 
 class _TruncatingHandler(http.server.SimpleHTTPRequestHandler):

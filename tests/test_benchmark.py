@@ -8,7 +8,8 @@ import precision
 KEYS = ("peak_gflops", "model_gflops_per_image", "train_images_per_sec", "train_flop_utilization",
         "infer_ms_64", "infer_ms_96", "infer_flop_utilization", "naive_train_images_per_sec",
         "speedup_vs_naive", "data_wait_fraction", "peak_rss_mb", "native_images_per_sec_one_at_a_time",
-        "native_images_per_sec_batched_float32", "native_evaluate_speedup")
+        "native_images_per_sec_batched_float32", "native_evaluate_speedup", "replicas_1_train_images_per_sec",
+        "replicas_2_train_images_per_sec")
 BFLOAT16_KEYS = ("bf16_train_speedup", "bf16_infer_speedup", "bf16_peak_gflops",
                  "native_images_per_sec_batched_bfloat16")
 

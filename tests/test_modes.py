@@ -3,13 +3,11 @@ mode ends when something goes wrong (bad checkpoints, bad inputs, a second train
 import glob
 import json
 import os
-import queue
 import random
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import imageio.v2 as imageio
@@ -28,7 +26,7 @@ import metrics
 import modes
 import read_MITSceneParsingData as scene_parsing
 import session
-from conftest import DATA_URL, MODEL_URL, NARROW_FC, UNREACHABLE, command_flags, fcn_command
+from conftest import DATA_URL, MODEL_URL, NARROW_FC, UNREACHABLE, Training, command_flags, fcn_command
 
 
 def checkpoint_steps(logs_dir):
@@ -382,34 +380,6 @@ def test_ctrl_c_saves_the_current_step_and_returns(fcn_flags, run_fcn, monkeypat
     assert stopped_at < 5 and "Run the same command again to resume" in out
     assert checkpoint_steps(fcn_flags["logs_dir"]) == [0, stopped_at]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after training
-
-
-class Training(object):
-    """FCN.py --mode=train in a subprocess whose output lines can be awaited."""
-
-    def __init__(self, flags):
-        argv = [sys.executable, "-u", FCN.__file__, "--mode=train"] + ["--%s=%s" % item for item in flags.items()]
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put("")
-
-    def wait_for(self, pattern, timeout=180):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                line = self.lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            match = re.search(pattern, line)
-            if match:
-                return match
-            assert line, "training ended without printing %r" % pattern
-        raise AssertionError("no %r within %d s" % (pattern, timeout))
 
 
 @pytest.mark.slow
