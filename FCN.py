@@ -1,11 +1,10 @@
-"""FCN-8s semantic segmentation on MIT Scene Parsing (ADE20K): the flags, the network, its loss and training op.
+"""Fully convolutional networks for semantic segmentation: the flags, the network, its loss and training op, main.
 
-A port of shekkizh/FCN.tensorflow to today's TensorFlow (tf.compat.v1 graphs and sessions). How each
-mode runs is in modes.py, sessions and checkpoints in session.py, several GPUs and machines in distribute.py.
-`python FCN.py --helpfull` lists every flag.
+A port of shekkizh/FCN.tensorflow (its FCN-8s, the default) to today's TensorFlow (tf.compat.v1 graphs and
+sessions), with the paper's FCN-32s/16s/8s (paper_heads.py) and any dataset (datasets.py). The graphs the modes
+run are assembled in graphs.py, each mode runs in modes.py, sessions and checkpoints are in session.py, several
+GPUs and machines in distribute.py. `python FCN.py --help` lists every flag.
 """
-import collections
-import contextlib
 import importlib.util
 import os
 import sys
@@ -21,7 +20,6 @@ import augment
 import checkpoints
 import console
 import datasets
-import downloads
 import matconvnet
 import read_MITSceneParsingData as scene_parsing
 
@@ -114,7 +112,7 @@ flags.register_validator("image_size", lambda value: value % 32 == 0, "--image_s
 flags.register_validator("infer_size", lambda value: value is None or (value >= 0 and value % 32 == 0),
                          "--infer_size must be 0 or a positive multiple of 32")
 
-# ---------------------------------------------------------------- flags of the paper's FCNs (issue 10)
+# ---------------------------------------------------------------- flags: the paper's FCNs and how they train
 PAPER_HEADS = ("fcn32s", "fcn16s", "fcn8s")
 flags.DEFINE_enum("head", "original", ("original",) + PAPER_HEADS,
                   "original: the original's head (average pooling, skips in feature space); fcn32s, fcn16s, fcn8s: "
@@ -137,15 +135,7 @@ flags.register_validator("momentum", lambda value: 0 <= value < 1, "--momentum m
 flags.register_validator("scale_range", lambda value: augment.scale_range(value) is not None,
                          "--scale_range must be two numbers 0 < smallest <= largest, e.g. 0.5,2.0")
 
-NUM_OF_CLASSESS = 151
-# What logs_dir/model.json records of the flags: those that shape the network (another value could not restore
-# its checkpoints), and those whose recorded value is the default of later runs.
-MODEL_SHAPE_FLAGS = ("fc_width", "head")
-MODEL_DEFAULT_FLAGS = ("image_size", "transpose_vgg_kernels", "learn_upsampling")
-VGG_LAYERS = matconvnet.VGG19_LAYERS[:matconvnet.VGG19_LAYERS.index("relu5_4") + 1]  # the convolutional part
-FC_LAYERS = ("fc6", "fc7")  # the paper's heads start conv6 and conv7 from them
-
-# ---------------------------------------------------------------- your own data (issue 9): dataset, classes, ignore label
+# ---------------------------------------------------------------- flags: the dataset, its classes and ignore label
 flags.DEFINE_enum("dataset", "ade20k", list(datasets.NAMES),
                   "ade20k: MIT Scene Parsing; voc: PASCAL VOC 2012 (data_dir holds VOCdevkit/), with --sbd_dir the "
                   "train_aug set; folder: images/ and annotations/ as ADE20K's, or --train_list/--val_list, classes in "
@@ -160,42 +150,23 @@ flags.DEFINE_string("sbd_dir", "", "voc: the SBD release (benchmark_RELEASE/data
 flags.DEFINE_string("train_list", "", "folder: a text file of `image_path annotation_path` lines (relative to "
                     "--data_dir) listing the training pairs")
 flags.DEFINE_string("val_list", "", "folder: the same for the validation pairs")
-MODEL_SHAPE_FLAGS += ("num_classes",)
-MODEL_DEFAULT_FLAGS += ("dataset", "ignore_label")
+
+NUM_OF_CLASSESS = 151  # ADE20K's, the original's constant
+# What logs_dir/model.json records of the flags: those that shape the network (another value could not restore
+# its checkpoints), and those whose recorded value is the default of later runs.
+MODEL_SHAPE_FLAGS = ("fc_width", "head", "num_classes")
+MODEL_DEFAULT_FLAGS = ("image_size", "transpose_vgg_kernels", "learn_upsampling", "dataset", "ignore_label")
 CLASS_SCORE_BIAS = "inference/b8"  # the checkpoint variable whose length is the model's class count
 
 
 # ---------------------------------------------------------------- the network
-
-def load_vgg(model_dir, model_url, transpose_kernels=True, fc_width=None):
-    """VGG19 conv weights {name: (kernel, bias)} and the RGB mean pixel from the MatConvNet file.
-
-    With fc_width, also fc6 and fc7 as conv kernels (7x7 and 1x1) when they are fc_width wide; otherwise a line
-    says conv6 and conv7 start at random."""
-    model_data = matconvnet.get_model_data(model_dir, model_url)
-    weights, mean_pixel = matconvnet.vgg_weights_and_mean(model_data, VGG_LAYERS + (FC_LAYERS if fc_width else ()))
-    if fc_width and weights["fc6"][0].shape[-1] != fc_width:
-        print("conv6 and conv7 start at random: --fc_width=%d is not the width %d of fc6 and fc7 in %s"
-              % (fc_width, weights["fc6"][0].shape[-1], downloads.local_path(model_dir, model_url)))
-        weights = {name: pair for name, pair in weights.items() if name not in FC_LAYERS}
-    if transpose_kernels:
-        weights = {name: (np.transpose(kernel, (1, 0, 2, 3)), bias) for name, (kernel, bias) in weights.items()}
-    return weights, mean_pixel
-
-
-def vgg_shapes_from_checkpoint(saved):
-    """Zero-valued VGG19 conv weights shaped like those of a checkpoint ({name: shape}), whose restore brings
-    the values."""
-    return {name: tuple(np.zeros(saved["inference/%s_%s" % (name, kind)], np.float32) for kind in ("w", "b"))
-            for name in VGG_LAYERS if name.startswith("conv")}
-
 
 def vgg_net(weights, image, debug=False, max_pooling=False):
     """VGG19 up to relu5_4 with average pooling (the original's) or max pooling (the file's and the paper's);
     variables shaped like `weights`, filled in later."""
     net = {}
     current = image
-    for name in VGG_LAYERS:
+    for name in matconvnet.CONV_LAYERS:
         kind = name[:4]
         if kind == "conv":
             kernel, bias = weights[name]
@@ -344,93 +315,9 @@ def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_pre
     return optimizer.apply_gradients(grads, global_step=global_step)
 
 
-Model = collections.namedtuple("Model", [
-    "image", "annotation", "keep_probability", "pred_annotation", "logits", "loss", "train_op",
-    "global_step", "train_summary", "validation_summary", "pretrained", "weights_finite", "validation_loss"])
-Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained", "mean_pixel"])
-
-
-def build_model(weights, mean_pixel, learning_rate=1e-4, fc_width=4096, num_classes=NUM_OF_CLASSESS, debug=False,
-                convs_as_matmul=True, mixed_precision=False, palette=None, ignore_label=None,
-                head="original", learn_upsampling=True, optimizer="adam", momentum=0.9, weight_decay=0.0):
-    """Placeholders, the FCN of `head`, loss (without the pixels labelled ignore_label), training step and
-    summaries in the default graph (labels coloured with `palette`, by default ADE20K's). The step minimises
-    the loss plus weight_decay times the kernels' L2. distribute.build_replicated_model builds the same for
-    several replicas."""
-    keep_probability, image, annotation = training_inputs()
-    pred_annotation, logits = inference(image, keep_probability, weights, mean_pixel, num_classes, fc_width, debug,
-                                        convs_as_matmul, head, learn_upsampling)
-    loss = segmentation_loss(logits, annotation, ignore_label)
-    global_step = tf.compat.v1.train.get_or_create_global_step()
-    objective = loss + weight_decay * kernels_l2() if weight_decay else loss
-    train_op = train(objective, tf.compat.v1.trainable_variables(), learning_rate, global_step, debug, mixed_precision,
-                     optimizer, momentum)
-    train_summary, validation_summary = summaries(loss, image, annotation, pred_annotation, palette)
-    weights_finite = all_weights_finite()
-    return Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op,
-                 global_step, train_summary, validation_summary, pretrained_loader(weights), weights_finite, loss)
-
-
-def training_inputs():
-    """The placeholders of the training graph: (keep probability, images, annotations)."""
-    keep_probability = tf.compat.v1.placeholder(tf.float32, name="keep_probabilty")
-    image = tf.compat.v1.placeholder(tf.float32, shape=[None, None, None, 3], name="input_image")
-    annotation = tf.compat.v1.placeholder(tf.int32, shape=[None, None, None, 1], name="annotation")
-    return keep_probability, image, annotation
-
-
-def summaries(loss, image, annotation, pred_annotation, palette=None, validation_loss=None):
-    """(training summary: every summary made so far and the loss's `entropy`; validation summary: `entropy` of
-    validation_loss (default: loss) and the pictures)."""
-    entropy = tf.compat.v1.summary.scalar("entropy", loss)
-    train_summary = tf.compat.v1.summary.merge_all()
-    if validation_loss is not None:  # a raw op: the tag stays "entropy" although that op name is taken
-        entropy = tf.raw_ops.ScalarSummary(tags="entropy", values=validation_loss)
-    palette = tf.constant(scene_parsing.ade20k_palette() if palette is None else palette)
-    pictures = [
-        utils.image_summary("input_image", tf.cast(image, tf.uint8)),
-        utils.image_summary("ground_truth", tf.gather(palette, tf.clip_by_value(annotation[..., 0], 0, palette.shape[0] - 1))),
-        utils.image_summary("pred_annotation", tf.gather(palette, pred_annotation[..., 0])),
-    ]
-    return train_summary, tf.compat.v1.summary.merge([entropy] + pictures)
-
-
-def all_weights_finite():
-    """True when every floating-point variable of the default graph is finite (checked before each save)."""
-    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(var)) for var in tf.compat.v1.global_variables()
-                          if var.dtype.base_dtype.is_floating])
-
-
-def build_predictor(weights, mean_pixel, infer_size, fc_width=4096, num_classes=NUM_OF_CLASSESS, convs_as_matmul=True,
-                    head="original", dtype=None):
-    """The inference path evaluate, predict and export share: uint8 `images` in, `labels` and `probabilities` out.
-
-    dtype tf.bfloat16: the network's variables and arithmetic in bfloat16, its scores cast to float32."""
-    images = tf.compat.v1.placeholder(tf.uint8, shape=[None, None, None, 3], name="images")
-    with tf.variable_creator_scope(utils.variables_of(dtype)) if dtype else contextlib.nullcontext():
-        labels, probabilities = inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes, fc_width,
-                                                      convs_as_matmul, head)
-    return Predictor(images, labels, probabilities, pretrained_loader(weights), mean_pixel)
-
-
 def kernels_l2():
     """Half the sum of squares of every trainable convolution kernel (4-D); the biases are not decayed."""
     return tf.add_n([tf.nn.l2_loss(var) for var in tf.compat.v1.trainable_variables() if var.shape.rank == 4])
-
-
-def pretrained_loader(weights):
-    """Fills the VGG variables of the default graph with `weights` when no checkpoint is restored."""
-    variables = {var.op.name: var for var in tf.compat.v1.global_variables()}
-    return utils.PretrainedLoader(
-        [(variables[variable_name], value)
-         for name, pair in sorted(weights.items()) for variable_name, value in zip(pretrained_names(name), pair)])
-
-
-def pretrained_names(layer):
-    """The kernel and bias variables a layer of the .mat fills: inference/<conv>_w and _b; fc6 fills W6 and b6."""
-    if layer in FC_LAYERS:
-        return "inference/W" + layer[2:], "inference/b" + layer[2:]
-    return "inference/%s_w" % layer, "inference/%s_b" % layer
 
 
 # ---------------------------------------------------------------- the command line

@@ -6,7 +6,6 @@ downloads, the VGG file and pictures live in modules without TensorFlow and are 
 import functools
 import operator
 
-import numpy as np
 import tensorflow as tf
 
 import downloads

@@ -5,7 +5,7 @@
 
 Peak: the best of a large matmul and a VGG-sized convolution, run in the same rounds as what is compared with it.
 FLOPs: the convolutions and matmuls of the original graph (tf.nn ops) counted from their shapes. Training:
-FCN.build_model + session.make_session and the feed and step of --mode=train. Inference: FCN.build_predictor, the
+graphs.build_model + session.make_session and the feed and step of --mode=train. Inference: graphs.build_predictor, the
 path of evaluate, predict and export. Naive: the original graph, a default session, the loss run a second time
 every log_every steps. Float32 and bfloat16 (on a CPU with avx512_bf16 or amx_bf16) run interleaved, see
 benchmark_runs.py; times are medians of --repeats rounds after --warmup rounds. Evaluation at native size:
@@ -27,10 +27,10 @@ import BatchDatsetReader as dataset
 import benchmark_runs
 import demo_data
 import distribute
-import FCN
+import graphs
 import matconvnet
-import modes
 import read_MITSceneParsingData as scene_parsing
+import training
 from precision import BFLOAT16, FLOAT32, cpu_model, mixed_precision_type
 
 MODEL_FILE = matconvnet.MODEL_FILE
@@ -107,7 +107,7 @@ def model_gflops(sess, model, fetch, image_size):
     """GFLOP per image of the convolutions and matmuls that `fetch` runs, shapes taken from one image."""
     ops = [op for op in ops_needed_by(getattr(fetch, "op", fetch)) if op.type in CONV_OPS]
     tensors = {op.name: [tf.shape(t) for t in list(op.inputs) + list(op.outputs)] for op in ops}
-    feed = modes.feed(model, np.zeros((1, image_size, image_size, 3), np.float32),
+    feed = training.feed(model, np.zeros((1, image_size, image_size, 3), np.float32),
                      np.zeros((1, image_size, image_size, 1), np.int32))
     shapes = sess.run(tensors, feed_dict=feed)
     return sum(conv_flops(op, shapes[op.name]) for op in ops) / 1e9
@@ -127,11 +127,11 @@ def synthetic_reader(image_size, batch_size, folder):
 def load_weights(args, folder):
     """VGG weights from --model_dir, or random ones of --widths written to `folder`."""
     if os.path.exists(os.path.join(args.model_dir, MODEL_FILE)) and not args.quick:
-        return FCN.load_vgg(args.model_dir, "file:///" + MODEL_FILE)
+        return matconvnet.load_vgg(args.model_dir, "file:///" + MODEL_FILE)
     widths = tuple(int(width) for width in args.widths.split(","))
     print("Random VGG weights, widths %s, fc_width %d" % (widths, args.fc_width))
     demo_data.write_vgg_mat(os.path.join(folder, MODEL_FILE), widths, args.fc_width)
-    return FCN.load_vgg(folder, "file:///" + MODEL_FILE)
+    return matconvnet.load_vgg(folder, "file:///" + MODEL_FILE)
 
 
 def naive_runs(args, weights, mean_pixel, reader):
@@ -139,7 +139,7 @@ def naive_runs(args, weights, mean_pixel, reader):
     to time alongside the optimised ones: ({"naive_train", "naive_loss_again": function}, {"naive_infer": ...}),
     and the model's FLOPs counted in this graph (the original ops)."""
     with tf.Graph().as_default():
-        model = FCN.build_model(weights, mean_pixel, fc_width=args.fc_width, convs_as_matmul=False)
+        model = graphs.build_model(weights, mean_pixel, fc_width=args.fc_width, convs_as_matmul=False)
         sess = tf.compat.v1.Session()
         sess.run(tf.compat.v1.global_variables_initializer())
         model.pretrained.load(sess)
@@ -209,8 +209,8 @@ def time_replicas(args, weights, mean_pixel, reader):
                 sess.run(tf.compat.v1.global_variables_initializer())
                 model.pretrained.load(sess)
                 images, annotations = reader.next_batch(args.batch_size * replicas)
-                feed = modes.feed(model, images, annotations, keep_prob=0.85)
-                step_s = median_seconds(lambda: modes.train_step(sess, model, feed), args.repeats, args.warmup)
+                feed = training.feed(model, images, annotations, keep_prob=0.85)
+                step_s = median_seconds(lambda: training.train_step(sess, model, feed), args.repeats, args.warmup)
         result["replicas_%d_train_images_per_sec" % replicas] = args.batch_size * replicas / step_s
     return result
 

@@ -14,10 +14,11 @@ import tensorflow as tf
 
 import BatchDatsetReader as dataset
 import demo_data
-import FCN
-import modes
+import graphs
+import predictions
 import read_MITSceneParsingData as scene_parsing
 import session
+import training
 from precision import BFLOAT16, FLOAT32
 
 TF_TYPES = {FLOAT32: tf.float32, BFLOAT16: tf.bfloat16}
@@ -73,7 +74,7 @@ def time_training(args, weights, mean_pixel, reader, precisions, alongside):
     the fraction of the float32 steps spent waiting for data)."""
     losses, waits = {}, []
     with tf.Graph().as_default():
-        model = FCN.build_model(weights, mean_pixel, fc_width=args.fc_width)
+        model = graphs.build_model(weights, mean_pixel, fc_width=args.fc_width)
         sessions = {precision: session.make_session(args.xla, precision) for precision in precisions}
         for sess in sessions.values():
             sess.run(tf.compat.v1.global_variables_initializer())
@@ -84,8 +85,8 @@ def time_training(args, weights, mean_pixel, reader, precisions, alongside):
             images, annotations = reader.next_batch(args.batch_size)
             if precision == FLOAT32:
                 waits.append(time.perf_counter() - started)
-            feed = modes.feed(model, images, annotations, keep_prob=0.85)
-            losses[precision], _ = modes.train_step(sessions[precision], model, feed, with_summary=True)
+            feed = training.feed(model, images, annotations, keep_prob=0.85)
+            losses[precision], _ = training.train_step(sessions[precision], model, feed, with_summary=True)
         runs = {"train_" + precision: (lambda precision=precision: step(precision)) for precision in precisions}
         runs.update(alongside)
         times = interleaved(runs, args.repeats, args.warmup)
@@ -98,7 +99,7 @@ def predictor_session(args, weights, mean_pixel, precision, infer_size=0):
     """(session, predictor) of the evaluate/predict path in `precision`, VGG weights and a random head."""
     graph = tf.Graph()
     with graph.as_default():
-        predictor = FCN.build_predictor(weights, mean_pixel, infer_size, args.fc_width,
+        predictor = graphs.build_predictor(weights, mean_pixel, infer_size, args.fc_width,
                                         dtype=tf.bfloat16 if precision == BFLOAT16 else None)
         sess = session.make_session()
         sess.run(tf.compat.v1.global_variables_initializer())
@@ -151,14 +152,14 @@ def time_native_evaluation(records, predictors):
     The ways run interleaved, batch by batch; images are decoded before the clock starts."""
     totals = collections.Counter()
     for timed in (False, True):
-        for batch in modes.batches_of_a_size(records, 32):
+        for batch in predictions.batches_of_a_size(records, 32):
             images = [dataset.read_image(record["image"]) for record in batch]
             for precision, (sess, predictor) in predictors.items():
                 started = time.perf_counter()
                 for image in images:
-                    modes.predict_labels(sess, predictor, image)
+                    predictions.predict_labels(sess, predictor, image)
                 one_at_a_time = time.perf_counter()
-                modes.predict_batch(sess, predictor, images)
+                predictions.predict_batch(sess, predictor, images)
                 totals["one_" + precision] += timed * (one_at_a_time - started)
                 totals["batched_" + precision] += timed * (time.perf_counter() - one_at_a_time)
     return totals

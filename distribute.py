@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import checkpoints
 import FCN
+import graphs
 import session
 
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
@@ -66,7 +67,7 @@ class OneDevice(object):
         return session.make_session(xla, precision)
 
     def build_model(self, weights, mean_pixel, **options):
-        return FCN.build_model(weights, mean_pixel, **options)
+        return graphs.build_model(weights, mean_pixel, **options)
 
     def shard(self, records):
         """The records this worker reads."""
@@ -258,13 +259,13 @@ def build_replicated_model(strategy, local_replicas, weights, mean_pixel, learni
                            num_classes=FCN.NUM_OF_CLASSESS, debug=False, convs_as_matmul=True, mixed_precision=False,
                            palette=None, ignore_label=None, head="original", learn_upsampling=True, optimizer="adam",
                            momentum=0.9, weight_decay=0.0):
-    """FCN.build_model's Model with its training step taken by every replica of `strategy` on its slice of the batch fed
+    """graphs.build_model's Model with its training step taken by every replica of `strategy` on its slice of the batch fed
     to this worker (batch_size x local_replicas images), gradients summed over the replicas of all workers.
 
     Each replica's loss is weighted by its share of the pixels counted (share_of_worker_loss), so the step is the one
     a single device takes on the global batch. The validation loss, prediction and logits come from a one-device
     forward pass of the whole feed on the same variables: validating needs no other worker."""
-    keep_probability, image, annotation = FCN.training_inputs()
+    keep_probability, image, annotation = graphs.training_inputs()
     with strategy.scope():
         global_step = tf.compat.v1.train.get_or_create_global_step()
 
@@ -290,11 +291,11 @@ def build_replicated_model(strategy, local_replicas, weights, mean_pixel, learni
                                                 convs_as_matmul=convs_as_matmul, head=head,
                                                 learn_upsampling=learn_upsampling)
     validation_loss = FCN.segmentation_loss(logits, annotation, ignore_label)
-    train_summary, validation_summary = FCN.summaries(loss, image, annotation, pred_annotation, palette,
+    train_summary, validation_summary = graphs.summaries(loss, image, annotation, pred_annotation, palette,
                                                       validation_loss)
-    weights_finite = FCN.all_weights_finite()
-    return FCN.Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op, global_step,
-                     train_summary, validation_summary, FCN.pretrained_loader(weights), weights_finite, validation_loss)
+    weights_finite = graphs.all_weights_finite()
+    return graphs.Model(image, annotation, keep_probability, pred_annotation, logits, loss, train_op, global_step,
+                     train_summary, validation_summary, graphs.pretrained_loader(weights), weights_finite, validation_loss)
 
 
 def share_of_worker_loss(replica_loss, annotations, worker_annotations, local_replicas, num_replicas,

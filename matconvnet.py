@@ -26,6 +26,8 @@ def _layer_names():
 
 
 VGG19_LAYERS = _layer_names()  # the 43 entries of the file, in order
+CONV_LAYERS = VGG19_LAYERS[:VGG19_LAYERS.index("relu5_4") + 1]  # the convolutional part FCN.py builds on
+FC_LAYERS = ("fc6", "fc7")  # the paper's heads start conv6 and conv7 from them
 
 
 def conv_shapes(widths=VGG19_WIDTHS, fc_width=4096, num_imagenet_classes=1000):
@@ -74,3 +76,27 @@ def vgg_weights_and_mean(model_data, layer_names):
     mean_image = model_data["normalization"][0][0][0]
     return weights, np.mean(mean_image, axis=(0, 1))
 
+
+def load_vgg(model_dir, model_url, transpose_kernels=True, fc_width=None):
+    """VGG19 conv weights {name: (kernel, bias)} up to relu5_4 and the RGB mean pixel from the file in model_dir;
+    transpose_kernels swaps each kernel's first two axes, as the original did (the file holds them as TensorFlow
+    wants them: height, width, in, out).
+
+    With fc_width, also fc6 and fc7 as conv kernels (7x7 and 1x1) when they are fc_width wide; otherwise a line
+    says conv6 and conv7 start at random."""
+    model_data = get_model_data(model_dir, model_url)
+    weights, mean_pixel = vgg_weights_and_mean(model_data, CONV_LAYERS + (FC_LAYERS if fc_width else ()))
+    if fc_width and weights["fc6"][0].shape[-1] != fc_width:
+        print("conv6 and conv7 start at random: --fc_width=%d is not the width %d of fc6 and fc7 in %s"
+              % (fc_width, weights["fc6"][0].shape[-1], downloads.local_path(model_dir, model_url)))
+        weights = {name: pair for name, pair in weights.items() if name not in FC_LAYERS}
+    if transpose_kernels:
+        weights = {name: (np.transpose(kernel, (1, 0, 2, 3)), bias) for name, (kernel, bias) in weights.items()}
+    return weights, mean_pixel
+
+
+def vgg_shapes_from_checkpoint(saved):
+    """Zero-valued VGG19 conv weights shaped like those of a checkpoint ({name: shape}), whose restore brings
+    the values."""
+    return {name: tuple(np.zeros(saved["inference/%s_%s" % (name, kind)], np.float32) for kind in ("w", "b"))
+            for name in CONV_LAYERS if name.startswith("conv")}

@@ -31,7 +31,7 @@ DATA_URL = UNREACHABLE + "ADEChallengeData2016.zip"  # never fetched when the da
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than ~5 s (make test-fast leaves these out)")
+    config.addinivalue_line("markers", "slow: takes more than ~5 s (make test leaves these out, make test-all and CI run them)")
 
 
 @pytest.fixture(scope="session")

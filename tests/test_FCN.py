@@ -9,10 +9,12 @@ import pytest
 import tensorflow as tf
 
 import FCN
+import graphs
 import matconvnet
 import modes
 import session
-from conftest import MODEL_URL, NARROW_FC, PROJECT_DIR, command_flags, fcn_command
+import training
+from conftest import MODEL_URL, PROJECT_DIR, command_flags, fcn_command
 
 
 def full_width_weights():
@@ -23,7 +25,7 @@ def full_width_weights():
 
 def test_variables_match_the_original_at_full_width():
     with tf.Graph().as_default():
-        FCN.build_model(full_width_weights(), np.array(matconvnet.IMAGENET_MEAN_PIXEL))
+        graphs.build_model(full_width_weights(), np.array(matconvnet.IMAGENET_MEAN_PIXEL))
         trainable = {var.op.name: var.shape.as_list() for var in tf.compat.v1.trainable_variables()}
         graph = tf.compat.v1.get_default_graph()
         for name in ("input_image", "annotation", "keep_probabilty", "inference/prediction"):
@@ -46,8 +48,8 @@ def test_variables_match_the_original_at_full_width():
 
 def test_any_batch_and_size_divisible_by_32(vgg_mat):
     with tf.Graph().as_default():
-        weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL)
-        model = FCN.build_model(weights, mean_pixel, fc_width=8)
+        weights, mean_pixel = matconvnet.load_vgg(vgg_mat, MODEL_URL)
+        model = graphs.build_model(weights, mean_pixel, fc_width=8)
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             for shape in ((1, 32, 64, 3), (3, 96, 32, 3)):
@@ -59,8 +61,8 @@ def test_any_batch_and_size_divisible_by_32(vgg_mat):
 
 def test_pretrained_weights_are_loaded_from_the_file(vgg_mat):
     with tf.Graph().as_default():
-        weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL, transpose_kernels=False)
-        model = FCN.build_model(weights, mean_pixel, fc_width=8)
+        weights, mean_pixel = matconvnet.load_vgg(vgg_mat, MODEL_URL, transpose_kernels=False)
+        model = graphs.build_model(weights, mean_pixel, fc_width=8)
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             model.pretrained.load(sess)
@@ -70,23 +72,23 @@ def test_pretrained_weights_are_loaded_from_the_file(vgg_mat):
 
 
 def test_original_transposes_kernels(vgg_mat):
-    plain, _ = FCN.load_vgg(vgg_mat, MODEL_URL, transpose_kernels=False)
-    swapped, _ = FCN.load_vgg(vgg_mat, MODEL_URL)
+    plain, _ = matconvnet.load_vgg(vgg_mat, MODEL_URL, transpose_kernels=False)
+    swapped, _ = matconvnet.load_vgg(vgg_mat, MODEL_URL)
     np.testing.assert_array_equal(swapped["conv1_1"][0], np.transpose(plain["conv1_1"][0], (1, 0, 2, 3)))
 
 
 def train_then_loss(vgg_mat, steps, convs_as_matmul, optimised, initial=None):
     """Loss on a fixed batch after `steps` Adam steps from the same start (dropout off so runs compare).
 
-    optimised: session.make_session and modes.train_step (loss fetched with the update) as --mode=train does;
+    optimised: session.make_session and training.train_step (loss fetched with the update) as --mode=train does;
     otherwise a default session and the original loop (the loss run a second time every step)."""
     rng = np.random.RandomState(0)
     images = rng.randint(0, 256, (2, 32, 32, 3)).astype(np.uint8)
     annotations = rng.randint(0, 151, (2, 32, 32, 1)).astype(np.uint8)
     with tf.Graph().as_default():
         tf.compat.v1.set_random_seed(0)
-        weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL)
-        model = FCN.build_model(weights, mean_pixel, fc_width=16, convs_as_matmul=convs_as_matmul)
+        weights, mean_pixel = matconvnet.load_vgg(vgg_mat, MODEL_URL)
+        model = graphs.build_model(weights, mean_pixel, fc_width=16, convs_as_matmul=convs_as_matmul)
         with (session.make_session() if optimised else tf.compat.v1.Session()) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             model.pretrained.load(sess)
@@ -95,10 +97,10 @@ def train_then_loss(vgg_mat, steps, convs_as_matmul, optimised, initial=None):
                 initial = sess.run(variables)
             for variable, value in zip(variables, initial):
                 variable.load(value, sess)
-            feed = modes.feed(model, images, annotations, keep_prob=1.0)
+            feed = training.feed(model, images, annotations, keep_prob=1.0)
             for _ in range(steps):
                 if optimised:
-                    modes.train_step(sess, model, feed, with_summary=True)
+                    training.train_step(sess, model, feed, with_summary=True)
                 else:
                     sess.run(model.train_op, feed_dict=feed)
                     sess.run([model.loss, model.train_summary], feed_dict=feed)
@@ -141,8 +143,8 @@ def one_sgd_step(vgg_mat, weight_decay, initial=None, head="original"):
     """Trainable values after one step of SGD (momentum 0, rate 0.1) from `initial` (or a fresh start)."""
     rng = np.random.RandomState(0)
     with tf.Graph().as_default():
-        weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL)
-        model = FCN.build_model(weights, mean_pixel, learning_rate=0.1, fc_width=16, head=head, optimizer="momentum",
+        weights, mean_pixel = matconvnet.load_vgg(vgg_mat, MODEL_URL)
+        model = graphs.build_model(weights, mean_pixel, learning_rate=0.1, fc_width=16, head=head, optimizer="momentum",
                                 momentum=0.0, weight_decay=weight_decay)
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
@@ -150,7 +152,7 @@ def one_sgd_step(vgg_mat, weight_decay, initial=None, head="original"):
             for variable, value in zip(variables, initial or sess.run(variables)):
                 variable.load(value, sess)
             before = sess.run(variables)
-            sess.run(model.train_op, modes.feed(model, rng.randint(0, 256, (2, 32, 32, 3)),
+            sess.run(model.train_op, training.feed(model, rng.randint(0, 256, (2, 32, 32, 3)),
                                                 rng.randint(0, 151, (2, 32, 32, 1)), keep_prob=1.0))
             slots = [var.op.name for var in tf.compat.v1.global_variables() if var.op.name.endswith("/Momentum")]
             return {var.op.name: (old, new) for var, old, new in zip(variables, before, sess.run(variables))}, slots
@@ -173,15 +175,15 @@ import sys
 import numpy as np
 import tensorflow as tf
 sys.path.insert(0, sys.argv[1])
-import FCN, modes, session
+import graphs, matconvnet, session, training
 tf.compat.v1.disable_eager_execution()
-weights, mean_pixel = FCN.load_vgg(sys.argv[2], sys.argv[3])
-model = FCN.build_model(weights, mean_pixel, fc_width=8)
+weights, mean_pixel = matconvnet.load_vgg(sys.argv[2], sys.argv[3])
+model = graphs.build_model(weights, mean_pixel, fc_width=8)
 with session.make_session(xla=True) as sess:
     sess.run(tf.compat.v1.global_variables_initializer())
-    feed = modes.feed(model, np.zeros((2, 32, 32, 3)), np.zeros((2, 32, 32, 1)), 0.85)
+    feed = training.feed(model, np.zeros((2, 32, 32, 3)), np.zeros((2, 32, 32, 1)), 0.85)
     metadata = tf.compat.v1.RunMetadata()
-    loss, _ = modes.train_step(sess, model, feed, with_summary=True)
+    loss, _ = training.train_step(sess, model, feed, with_summary=True)
     sess.run(model.train_op, feed, run_metadata=metadata,
              options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE))
 kernels = set(node.timeline_label.split(" = ")[-1].split("(")[0]

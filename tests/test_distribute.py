@@ -15,7 +15,6 @@ import tensorflow as tf
 import BatchDatsetReader
 import checkpoints
 import distribute
-import FCN
 import read_MITSceneParsingData as scene_parsing
 from conftest import Training
 

@@ -21,11 +21,14 @@ import checkpoints
 import datasets
 import demo_data
 import FCN
+import graphs
 import matconvnet
 import metrics
 import modes
+import predictions
 import read_MITSceneParsingData as scene_parsing
 import session
+import training
 from conftest import DATA_URL, MODEL_URL, NARROW_FC, UNREACHABLE, Training, command_flags, fcn_command
 
 
@@ -92,8 +95,8 @@ def test_checkpoint_of_the_original_restores(fcn_flags, run_fcn, capsys):
     logs_dir = fcn_flags["logs_dir"]
     os.makedirs(logs_dir)
     with tf.Graph().as_default():
-        weights, mean_pixel = FCN.load_vgg(fcn_flags["model_dir"], MODEL_URL)
-        FCN.build_model(weights, mean_pixel, fc_width=fcn_flags["fc_width"])
+        weights, mean_pixel = matconvnet.load_vgg(fcn_flags["model_dir"], MODEL_URL)
+        graphs.build_model(weights, mean_pixel, fc_width=fcn_flags["fc_width"])
         original_vars = [v for v in tf.compat.v1.global_variables() if v.op.name != "global_step"]
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
@@ -199,7 +202,7 @@ def test_infer_size_sees_what_training_sees_and_resizes_scores_back(trained_flag
     """Predicting at infer_size = the training size: the training graph's scores on the image the reader
     makes (nearest resize), resized back bilinearly, then the argmax."""
     image = np.random.RandomState(0).randint(0, 255, (37, 53, 3)).astype(np.uint8)
-    weights, mean_pixel = FCN.load_vgg(trained_flags["model_dir"], MODEL_URL)
+    weights, mean_pixel = matconvnet.load_vgg(trained_flags["model_dir"], MODEL_URL)
 
     def restored(build):
         graph = tf.Graph()
@@ -210,9 +213,9 @@ def test_infer_size_sees_what_training_sees_and_resizes_scores_back(trained_flag
                                           checkpoints.list_checkpoints(trained_flags["logs_dir"]))
         return sess, built
 
-    sess, predictor = restored(lambda: FCN.build_predictor(weights, mean_pixel, 32, fc_width=NARROW_FC))
-    labels = modes.predict_labels(sess, predictor, image)
-    sess, model = restored(lambda: FCN.build_model(weights, mean_pixel, fc_width=NARROW_FC))
+    sess, predictor = restored(lambda: graphs.build_predictor(weights, mean_pixel, 32, fc_width=NARROW_FC))
+    labels = predictions.predict_labels(sess, predictor, image)
+    sess, model = restored(lambda: graphs.build_model(weights, mean_pixel, fc_width=NARROW_FC))
     seen = BatchDatsetReader.resize_nearest(image, 32)[np.newaxis]
     logits = sess.run(model.logits, {model.image: seen, model.keep_probability: 1.0})
     with tf.Graph().as_default(), tf.compat.v1.Session() as resize:
@@ -624,14 +627,14 @@ def test_validation_points_score_the_first_val_images_for_the_curves(fcn_flags, 
         assert [round(event.value, 4) for event in events] == [score[index] for score in scores]
 
     with tf.Graph().as_default():  # the last point, computed here from its checkpoint and the first 3 pairs
-        weights, mean_pixel = FCN.load_vgg(fcn_flags["model_dir"], MODEL_URL)
-        model = FCN.build_model(weights, mean_pixel, fc_width=NARROW_FC)
+        weights, mean_pixel = matconvnet.load_vgg(fcn_flags["model_dir"], MODEL_URL)
+        model = graphs.build_model(weights, mean_pixel, fc_width=NARROW_FC)
         with tf.compat.v1.Session() as sess:
             tf.compat.v1.train.Saver().restore(sess, os.path.join(fcn_flags["logs_dir"], "model.ckpt-1"))
             records = scene_parsing.read_dataset(fcn_flags["data_dir"])[1][:3]
             with BatchDatsetReader.BatchDatset(records, {"resize": True, "resize_size": 32}) as reader:
                 images, annotations = reader.get_records()
-            predictions = sess.run(model.pred_annotation, modes.feed(model, images))
+            predictions = sess.run(model.pred_annotation, training.feed(model, images))
     confusion = metrics.confusion_matrix(annotations, predictions, 151)
     assert scores[-1][:2] == (round(metrics.pixel_accuracy(confusion), 4), round(metrics.mean_iou(confusion), 4))
 
@@ -679,20 +682,20 @@ def test_evaluate_runs_images_of_the_same_padded_size_as_one_batch(trained_flags
         path = str(tmp_path / ("image%d.png" % index))
         imageio.imwrite(path, rng.randint(0, 256, (height, width, 3)).astype(np.uint8))
         records.append({"image": path, "annotation": path})
-    weights, mean_pixel = FCN.load_vgg(trained_flags["model_dir"], MODEL_URL)
+    weights, mean_pixel = matconvnet.load_vgg(trained_flags["model_dir"], MODEL_URL)
     with tf.Graph().as_default():
-        predictor = FCN.build_predictor(weights, mean_pixel, 0, fc_width=NARROW_FC)
+        predictor = graphs.build_predictor(weights, mean_pixel, 0, fc_width=NARROW_FC)
         with tf.compat.v1.Session() as sess:
             session.restore_or_initialize(sess, predictor.pretrained, tf.compat.v1.train.Saver(),
                                           checkpoints.list_checkpoints(trained_flags["logs_dir"]))
-            alone = [modes.predict_labels(sess, predictor, BatchDatsetReader.read_image(record["image"]))
+            alone = [predictions.predict_labels(sess, predictor, BatchDatsetReader.read_image(record["image"]))
                      for record in records]
             batch_sizes = []
             real_run = sess.run
             monkeypatch.setattr(sess, "run", lambda fetches, feed_dict: batch_sizes.append(
                 len(feed_dict[predictor.images])) or real_run(fetches, feed_dict))
             options = {"num_classes": None, "ignore_label": None, "label_colors": None}
-            together = [labels for _, labels in modes.network_predictions(sess, predictor, records, options,
+            together = [labels for _, labels in predictions.network_predictions(sess, predictor, records, options,
                                                                           native_size=True)]
     assert batch_sizes == [1, 3]  # 32x32 first, then the three of 64x64
     expected = [alone[3], alone[0], alone[1], alone[2]]

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import graphs
 import imageio.v2 as imageio
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import scipy.io
 import tensorflow as tf
 
 import checkpoints
-import FCN
+import matconvnet
 import paper_heads
 import session
 from conftest import MODEL_URL, NARROW_FC, command_flags, fcn_command
@@ -33,8 +34,8 @@ def mat_layer(vgg_mat, name):
 
 def paper_graph(vgg_mat, head, **options):
     """(model, session) of a paper head built from the narrow .mat, variables initialised and the .mat loaded."""
-    weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL, transpose_kernels=False, fc_width=NARROW_FC)
-    model = FCN.build_model(weights, mean_pixel, fc_width=NARROW_FC, head=head, **options)
+    weights, mean_pixel = matconvnet.load_vgg(vgg_mat, MODEL_URL, transpose_kernels=False, fc_width=NARROW_FC)
+    model = graphs.build_model(weights, mean_pixel, fc_width=NARROW_FC, head=head, **options)
     sess = tf.compat.v1.Session()
     sess.run(tf.compat.v1.global_variables_initializer())
     model.pretrained.load(sess)
@@ -86,8 +87,8 @@ def layer_name(op):
 def test_paper_backbone_max_pools_and_takes_pool5_after_relu5_4(vgg_mat):
     def pools(head):
         with tf.Graph().as_default() as graph:
-            weights, mean_pixel = FCN.load_vgg(vgg_mat, MODEL_URL, fc_width=NARROW_FC)
-            FCN.build_model(weights, mean_pixel, fc_width=NARROW_FC, head=head)
+            weights, mean_pixel = matconvnet.load_vgg(vgg_mat, MODEL_URL, fc_width=NARROW_FC)
+            graphs.build_model(weights, mean_pixel, fc_width=NARROW_FC, head=head)
             ops = [op for op in graph.get_operations() if op.type in ("MaxPool", "AvgPool")
                    and not op.name.startswith("gradients")]
             return [(op.type, layer_name(op.inputs[0].op)) for op in ops]
@@ -108,7 +109,7 @@ def test_conv6_and_conv7_start_as_the_mat_s_fc6_and_fc7(vgg_mat):
 
 
 def test_another_fc_width_starts_conv6_and_conv7_at_random_and_says_so(vgg_mat, capsys):
-    weights, _ = FCN.load_vgg(vgg_mat, MODEL_URL, fc_width=2 * NARROW_FC)
+    weights, _ = matconvnet.load_vgg(vgg_mat, MODEL_URL, fc_width=2 * NARROW_FC)
     assert "conv6 and conv7 start at random: --fc_width=32 is not the width 16 of fc6 and fc7" in capsys.readouterr().out
     assert "fc6" not in weights and "fc7" not in weights and "conv5_4" in weights
 

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
-import FCN
+import graphs
+import matconvnet
 import precision
 import session
 
@@ -128,9 +129,9 @@ def executed_types(sess, fetches, feed):
 @pytest.mark.skipif(precision.mixed_precision_type(False)[0] != "bfloat16",
                     reason="this CPU has neither avx512_bf16 nor amx_bf16")
 def test_a_bfloat16_session_computes_convolutions_and_matmuls_in_bfloat16(vgg_mat):
-    weights, mean_pixel = FCN.load_vgg(vgg_mat, "file:///imagenet-vgg-verydeep-19.mat")
+    weights, mean_pixel = matconvnet.load_vgg(vgg_mat, "file:///imagenet-vgg-verydeep-19.mat")
     with tf.Graph().as_default():
-        model = FCN.build_model(weights, mean_pixel, fc_width=16)
+        model = graphs.build_model(weights, mean_pixel, fc_width=16)
         feed = {model.image: np.zeros((2, 32, 32, 3)), model.annotation: np.zeros((2, 32, 32, 1)),
                 model.keep_probability: 0.85}
         with session.make_session(precision="bfloat16") as sess:
