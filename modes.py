@@ -176,7 +176,7 @@ def training_reader_options(flags, classes, mean_pixel):
 def load_vgg(flags, with_fc=True):
     """matconvnet.load_vgg as the flags say; the paper's heads take fc6 and fc7 too, unless with_fc is False."""
     return matconvnet.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels,
-                        fc_width=flags.fc_width if with_fc and flags.head in FCN.PAPER_HEADS else None)
+                               fc_width=flags.fc_width if with_fc and flags.head in FCN.PAPER_HEADS else None)
 
 
 def training_graph(flags, classes, precision=FLOAT32, cluster=distribute.OneDevice()):
@@ -205,8 +205,8 @@ def inference_session(flags, found_checkpoints, classes):
     precision = compute_precision(flags)
     bfloat16 = precision == BFLOAT16  # the graph itself is bfloat16, variables included: nothing to rewrite
     predictor = graphs.build_predictor(weights, mean_pixel, infer_size, flags.fc_width, classes.num_classes,
-                                    convs_as_matmul=flags.convs_as_matmul, head=flags.head,
-                                    dtype=tf.bfloat16 if bfloat16 else None)
+                                       convs_as_matmul=flags.convs_as_matmul, head=flags.head,
+                                       dtype=tf.bfloat16 if bfloat16 else None)
     sess = session.make_session(precision=FLOAT32 if bfloat16 else precision)
     init_checkpoint = checkpoints.resolve_checkpoint(flags.init_checkpoint or "")
     try:
@@ -222,8 +222,9 @@ def inference_session(flags, found_checkpoints, classes):
 
 
 def vgg_for_inference(flags, found_checkpoints):
-    """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes
-    from that checkpoint and the ImageNet mean pixel of the beta16 file, so a trained model needs no 510 MB file."""
+    """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes from
+    that checkpoint and the mean pixel model.json records (the beta16 file's ImageNet mean for a logs_dir of the
+    original, which has none), so a trained model needs no 510 MB file."""
     vgg_file = downloads.local_path(flags.model_dir, flags.model_url)
     if os.path.exists(vgg_file) or not found_checkpoints:
         return load_vgg(flags, with_fc=not found_checkpoints)  # a checkpoint brings conv6 and conv7
