@@ -56,9 +56,11 @@ def start_training(sess, model, saver, found_checkpoints, flags, record):
     """Restore logs_dir's newest checkpoint, or start from the VGG weights and --init_checkpoint; write model.json
     with `record` when logs_dir has none."""
     checkpoints.remove_partial_saves(flags.logs_dir)
+    init_checkpoint = checkpoints.resolve_checkpoint(flags.init_checkpoint or "")
     try:
         restore(sess, model.pretrained, saver, found_checkpoints, flags.logs_dir,
-                init_checkpoint=checkpoints.resolve_checkpoint(flags.init_checkpoint or ""))
+                fresh="starting from the VGG weights" + (", then %s" % init_checkpoint if init_checkpoint else ""),
+                init_checkpoint=init_checkpoint)
     except session.UnreadableCheckpoints as error:
         if not found_checkpoints:
             raise
