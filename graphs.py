@@ -54,10 +54,10 @@ def summaries(loss, image, annotation, pred_annotation, palette=None, validation
     if validation_loss is not None:  # a raw op: the tag stays "entropy" although that op name is taken
         entropy = tf.raw_ops.ScalarSummary(tags="entropy", values=validation_loss)
     palette = tf.constant(scene_parsing.ade20k_palette() if palette is None else palette)
-    ground_truth = tf.clip_by_value(annotation[..., 0], 0, palette.shape[0] - 1)
-    pictures = [
+    pictures = [  # in this order: the graph stays the original's, op for op
         utils.image_summary("input_image", tf.cast(image, tf.uint8)),
-        utils.image_summary("ground_truth", tf.gather(palette, ground_truth)),
+        utils.image_summary("ground_truth",
+                            tf.gather(palette, tf.clip_by_value(annotation[..., 0], 0, palette.shape[0] - 1))),
         utils.image_summary("pred_annotation", tf.gather(palette, pred_annotation[..., 0])),
     ]
     return train_summary, tf.compat.v1.summary.merge([entropy] + pictures)
