@@ -156,7 +156,8 @@ NUM_OF_CLASSESS = 151  # ADE20K's, the original's constant
 # its checkpoints), and those whose recorded value is the default of later runs.
 MODEL_SHAPE_FLAGS = ("fc_width", "head", "num_classes")
 MODEL_DEFAULT_FLAGS = ("image_size", "transpose_vgg_kernels", "learn_upsampling", "dataset", "ignore_label")
-CLASS_SCORE_BIAS = "inference/b8"  # the checkpoint variable whose length is the model's class count
+# The checkpoint variable whose length is the model's class count, per head.
+CLASS_SCORE_BIAS = dict({"original": "inference/b8"}, **{head: "inference/score_fr/bias" for head in PAPER_HEADS})
 
 
 # ---------------------------------------------------------------- the network
@@ -349,13 +350,11 @@ def check_flags(found_checkpoints):
         raise UsageError("--mode=predict needs --input=<image file or folder>")
     if FLAGS.mode == "predict" and not os.path.exists(FLAGS.input):
         raise UsageError("--input=%s does not exist" % FLAGS.input)
-    output_dir = FLAGS.output_dir or os.path.join(FLAGS.logs_dir, "predictions")
-    if (FLAGS.mode == "predict" and os.path.isdir(FLAGS.input) and os.path.isdir(output_dir)
-            and os.path.samefile(FLAGS.input, output_dir)):
+    if (FLAGS.mode == "predict" and os.path.isdir(FLAGS.input) and os.path.isdir(FLAGS.output_dir)
+            and os.path.samefile(FLAGS.input, FLAGS.output_dir)):
         raise UsageError("--output_dir is the --input folder: the label maps would overwrite PNG inputs")
-    export_dir = FLAGS.export_dir or os.path.join(FLAGS.logs_dir, "saved_model")
-    if FLAGS.mode == "export" and os.path.exists(export_dir):
-        raise UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % export_dir)
+    if FLAGS.mode == "export" and os.path.exists(FLAGS.export_dir):
+        raise UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % FLAGS.export_dir)
     if FLAGS.mode in ("predict", "export") and not found_checkpoints:
         raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir" % (FLAGS.logs_dir, FLAGS.mode))
 
@@ -377,6 +376,8 @@ def main(argv):
             apply_model_record(record, os.path.join(FLAGS.logs_dir, checkpoints.MODEL_RECORD))
         if FLAGS.transpose_vgg_kernels is None:  # the original's checkpoints need it; the file's order is H, W, in, out
             FLAGS.transpose_vgg_kernels = FLAGS.head == "original"
+        FLAGS.output_dir = FLAGS.output_dir or os.path.join(FLAGS.logs_dir, "predictions")
+        FLAGS.export_dir = FLAGS.export_dir or os.path.join(FLAGS.logs_dir, "saved_model")
         found_checkpoints = checkpoints.list_checkpoints(FLAGS.logs_dir)
         check_flags(found_checkpoints)
     except (UsageError, ValueError) as error:

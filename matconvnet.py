@@ -77,14 +77,14 @@ def vgg_weights_and_mean(model_data, layer_names):
     return weights, np.mean(mean_image, axis=(0, 1))
 
 
-def load_vgg(model_dir, model_url, transpose_kernels=True, fc_width=None):
+def load_vgg(model_dir, model_url, transpose_kernels=True, fc_width=None, timeout=downloads.DOWNLOAD_TIMEOUT):
     """VGG19 conv weights {name: (kernel, bias)} up to relu5_4 and the RGB mean pixel from the file in model_dir;
     transpose_kernels swaps each kernel's first two axes, as the original did (the file holds them as TensorFlow
     wants them: height, width, in, out).
 
     With fc_width, also fc6 and fc7 as conv kernels (7x7 and 1x1) when they are fc_width wide; otherwise a line
     says conv6 and conv7 start at random."""
-    model_data = get_model_data(model_dir, model_url)
+    model_data = get_model_data(model_dir, model_url, timeout)
     weights, mean_pixel = vgg_weights_and_mean(model_data, CONV_LAYERS + (FC_LAYERS if fc_width else ()))
     if fc_width and weights["fc6"][0].shape[-1] != fc_width:
         print("conv6 and conv7 start at random: --fc_width=%d is not the width %d of fc6 and fc7 in %s"

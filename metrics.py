@@ -8,7 +8,7 @@ Pixels labelled outside 0..num_classes-1, such as VOC's 255, never enter the mat
 """
 import numpy as np
 
-IGNORE_LABEL = 0  # ADE20K's unscored class
+UNSCORED_CLASS = 0  # ADE20K's unscored class
 
 
 def confusion_matrix(ground_truth, prediction, num_classes):
@@ -37,13 +37,13 @@ def _unscored_nan(values, unscored):
     return values
 
 
-def pixel_accuracy(confusion, unscored=IGNORE_LABEL):
+def pixel_accuracy(confusion, unscored=UNSCORED_CLASS):
     scored = _scored(confusion, unscored)
     total = scored.sum()
     return float(np.trace(scored) / total) if total else float("nan")
 
 
-def class_iou(confusion, unscored=IGNORE_LABEL):
+def class_iou(confusion, unscored=UNSCORED_CLASS):
     """IoU of every class (the unscored one and absent classes: nan); predicting the unscored class is a miss."""
     confusion = np.asarray(confusion, np.float64)
     true_positive = np.diag(confusion).copy()
@@ -56,7 +56,7 @@ def class_iou(confusion, unscored=IGNORE_LABEL):
     return _unscored_nan(iou, unscored)
 
 
-def class_accuracy(confusion, unscored=IGNORE_LABEL):
+def class_accuracy(confusion, unscored=UNSCORED_CLASS):
     confusion = np.asarray(confusion, np.float64)
     ground_truth = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -65,15 +65,15 @@ def class_accuracy(confusion, unscored=IGNORE_LABEL):
     return _unscored_nan(accuracy, unscored)
 
 
-def mean_accuracy(confusion, unscored=IGNORE_LABEL):
+def mean_accuracy(confusion, unscored=UNSCORED_CLASS):
     return _nanmean(class_accuracy(confusion, unscored))
 
 
-def mean_iou(confusion, unscored=IGNORE_LABEL):
+def mean_iou(confusion, unscored=UNSCORED_CLASS):
     return _nanmean(class_iou(confusion, unscored))
 
 
-def frequency_weighted_iou(confusion, unscored=IGNORE_LABEL):
+def frequency_weighted_iou(confusion, unscored=UNSCORED_CLASS):
     iou = class_iou(confusion, unscored)
     frequency = _scored(confusion, unscored).sum(axis=1)
     present = ~np.isnan(iou)
@@ -81,7 +81,7 @@ def frequency_weighted_iou(confusion, unscored=IGNORE_LABEL):
     return float((frequency[present] * iou[present]).sum() / total) if total else float("nan")
 
 
-def challenge_score(confusion, unscored=IGNORE_LABEL):
+def challenge_score(confusion, unscored=UNSCORED_CLASS):
     return (pixel_accuracy(confusion, unscored) + mean_iou(confusion, unscored)) / 2.0
 
 
@@ -89,14 +89,14 @@ SCORES = {"pixel_accuracy": pixel_accuracy, "mean_accuracy": mean_accuracy, "mea
           "frequency_weighted_iou": frequency_weighted_iou, "challenge_score": challenge_score}
 
 
-def summary(confusion, unscored=IGNORE_LABEL):
+def summary(confusion, unscored=UNSCORED_CLASS):
     """Every score of SCORES and the per-class IoU; undefined values are None (JSON null)."""
     scores = {name: _none_if_nan(score(confusion, unscored)) for name, score in SCORES.items()}
     scores["class_iou"] = [_none_if_nan(value) for value in class_iou(confusion, unscored)]
     return scores
 
 
-def format_table(confusion, class_names, unscored=IGNORE_LABEL):
+def format_table(confusion, class_names, unscored=UNSCORED_CLASS):
     """Text table of the scored classes present in the ground truth (index, name, IoU, accuracy, pixels), and
     a line counting the others."""
     iou, accuracy = class_iou(confusion, unscored), class_accuracy(confusion, unscored)
@@ -114,7 +114,7 @@ def format_table(confusion, class_names, unscored=IGNORE_LABEL):
     return "\n".join(lines)
 
 
-def most_frequent_class_accuracy(confusion, unscored=IGNORE_LABEL):
+def most_frequent_class_accuracy(confusion, unscored=UNSCORED_CLASS):
     """Pixel accuracy of always predicting the most frequent scored class: the baseline to beat."""
     frequency = _scored(confusion, unscored).sum(axis=1)
     return float(frequency.max() / frequency.sum()) if frequency.sum() else float("nan")

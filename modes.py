@@ -3,6 +3,7 @@ that reads the flags, lists the data, builds the graph (graphs.py), restores, an
 predictions.py); MODES maps the mode's name to it. Then the steps the modes share.
 """
 import os
+import random
 
 import numpy as np
 import tensorflow as tf
@@ -32,10 +33,11 @@ def run_train(flags, found_checkpoints):
     --replicas and TF_CONFIG name (distribute.py), where only the chief takes the lock and writes."""
     cluster = distribute.make_cluster(flags.replicas, flags.worker_timeout, os.environ.get("TF_CONFIG"))
     with cluster.training_lock(flags.logs_dir):
-        train_records, valid_records = list_data(flags)
         if flags.seed is not None:
+            random.seed(flags.seed)  # the order of a listing made now
             np.random.seed(flags.seed)  # the epoch order
             tf.compat.v1.set_random_seed(flags.seed)  # the initial weights and dropout
+        train_records, valid_records = list_data(flags)
         classes = model_classes(flags, found_checkpoints)
         precision = compute_precision(flags)
         model, saver, mean_pixel = training_graph(flags, classes, precision, cluster)
@@ -94,7 +96,7 @@ def run_evaluate(flags, found_checkpoints):
     unscored = datasets.unscored_class(flags.dataset, classes)
     if flags.predictions_dir:
         saved = predictions.saved_predictions(flags.predictions_dir, records, classes.num_classes,
-                                              options["label_colors"])
+                                              options["label_colors"], classes.ignore_label)
         predictions.evaluate_mode(saved, len(records), flags.logs_dir, None, classes.class_names, unscored)
         return
     sess, predictor, checkpoint = inference_session(flags, found_checkpoints, classes)
@@ -110,9 +112,7 @@ def run_predict(flags, found_checkpoints):
     classes = model_classes(flags, found_checkpoints)
     sess, predictor, _ = inference_session(flags, found_checkpoints, classes)
     with sess:
-        skipped = predictions.predict_mode(sess, predictor, flags.input,
-                                           flags.output_dir or os.path.join(flags.logs_dir, "predictions"),
-                                           classes.palette)
+        skipped = predictions.predict_mode(sess, predictor, flags.input, flags.output_dir, classes.palette)
     return PREDICT_SKIPPED_STATUS if skipped else 0
 
 
@@ -121,7 +121,7 @@ def run_predict(flags, found_checkpoints):
 def run_export(flags, found_checkpoints):
     sess, predictor, _ = inference_session(flags, found_checkpoints, model_classes(flags, found_checkpoints))
     with sess:
-        predictions.export_mode(sess, predictor, flags.export_dir or os.path.join(flags.logs_dir, "saved_model"))
+        predictions.export_mode(sess, predictor, flags.export_dir)
 
 
 MODES = {"train": run_train, "visualize": run_visualize, "evaluate": run_evaluate, "predict": run_predict,
@@ -153,7 +153,7 @@ def model_classes(flags, found_checkpoints):
     ignore_label = datasets.default_ignore_label(flags.dataset, flags.ignore_label)
     classes = (datasets.classes_from_record(record, ignore_label)
                or datasets.describe(flags.dataset, data_source(flags), flags.num_classes, ignore_label))
-    saved_shape = session.checkpoint_variable_shape(found_checkpoints, FCN.CLASS_SCORE_BIAS)
+    saved_shape = session.checkpoint_variable_shape(found_checkpoints, FCN.CLASS_SCORE_BIAS[flags.head])
     if saved_shape and saved_shape[-1] != classes.num_classes:
         raise ValueError("%s is a model of %d classes, but this run builds %d (from model.json, --num_classes or the "
                          "dataset): pass --num_classes=%d and the --dataset it was trained on, or another --logs_dir"
@@ -178,7 +178,8 @@ def training_reader_options(flags, classes, mean_pixel):
 def load_vgg(flags, with_fc=True):
     """matconvnet.load_vgg as the flags say; the paper's heads take fc6 and fc7 too, unless with_fc is False."""
     return matconvnet.load_vgg(flags.model_dir, flags.model_url, flags.transpose_vgg_kernels,
-                               fc_width=flags.fc_width if with_fc and flags.head in FCN.PAPER_HEADS else None)
+                               fc_width=flags.fc_width if with_fc and flags.head in FCN.PAPER_HEADS else None,
+                               timeout=flags.download_timeout)
 
 
 def training_graph(flags, classes, precision=FLOAT32, cluster=distribute.OneDevice()):
@@ -242,7 +243,7 @@ def restore(sess, pretrained, saver, found_checkpoints, logs_dir, fresh="startin
     """session.restore_or_initialize, saying what happens when there is no checkpoint, or when logs_dir's own
     checkpoint wins over init_checkpoint."""
     if found_checkpoints and init_checkpoint:
-        print("Resuming from the checkpoints in %s: --init_checkpoint=%s is not used" % (logs_dir, init_checkpoint))
+        print("Using the checkpoints in %s: --init_checkpoint=%s is not used" % (logs_dir, init_checkpoint))
         init_checkpoint = None
     if not found_checkpoints:
         print("No checkpoint in %s: %s" % (logs_dir, fresh))

@@ -55,7 +55,7 @@ def batches_of_a_size(records, multiple, max_pixels=BATCH_PIXELS):
     rounded = {}
     for record in records:
         size = dataset.record_image_size(record)
-        key = tuple(-(-side // multiple) * multiple for side in size) if size else (np.inf, len(rounded))
+        key = tuple(-(-side // multiple) * multiple for side in size) if size else (np.inf, np.inf)
         rounded.setdefault(key, []).append(record)
     for (width, height), same in sorted(rounded.items()):
         per_batch = max(1, int(max_pixels // (width * height)))
@@ -75,10 +75,10 @@ def predict_batch(sess, predictor, images):
     return [labels[index, :image.shape[0], :image.shape[1]] for index, image in enumerate(images)]
 
 
-def saved_predictions(predictions_dir, records, num_classes=FCN.NUM_OF_CLASSESS, label_colors=None):
+def saved_predictions(predictions_dir, records, num_classes=FCN.NUM_OF_CLASSESS, label_colors=None, ignore_label=None):
     """(annotation, prediction) of each record, the prediction read from predictions_dir/<stem>.png."""
     for record in records:
-        annotation = dataset.read_record_labels(record, label_colors)
+        annotation = dataset.read_record_labels(record, label_colors, ignore_label)
         path = os.path.join(predictions_dir, record["filename"] + ".png")
         if not os.path.exists(path):
             raise IOError("Prediction %s is missing (for %s)" % (path, record["image"]))
@@ -92,7 +92,7 @@ def saved_predictions(predictions_dir, records, num_classes=FCN.NUM_OF_CLASSESS,
         yield annotation, prediction
 
 
-def evaluate_mode(predictions, num_images, logs_dir, checkpoint, class_names, unscored=metrics.IGNORE_LABEL):
+def evaluate_mode(predictions, num_images, logs_dir, checkpoint, class_names, unscored=metrics.UNSCORED_CLASS):
     """One confusion matrix over all (annotation, prediction) pairs, class `unscored` left out (metrics.py): a table,
     and the metrics in logs_dir/metrics.json."""
     num_classes = len(class_names)

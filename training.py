@@ -15,7 +15,7 @@ import session
 
 
 def train_step(sess, model, feed, with_summary=False):
-    """One Adam step; returns the loss of this step's own forward pass (fetched with the update: the original
+    """One training step; returns the loss of this step's own forward pass (fetched with the update: the original
     ran the forward pass a second time for it) and, if asked, the training summary."""
     fetches = {"train": model.train_op, "loss": model.loss}
     if with_summary:
@@ -92,7 +92,7 @@ def validate_and_save(sess, model, saver, validation_reader, writer, logs_dir, b
     session.save_checkpoint(sess, model, saver, logs_dir, step)
 
 
-def validation_scores(sess, model, batches, num_classes=FCN.NUM_OF_CLASSESS, unscored=metrics.IGNORE_LABEL):
+def validation_scores(sess, model, batches, num_classes=FCN.NUM_OF_CLASSESS, unscored=metrics.UNSCORED_CLASS):
     """{"validation/pixel_accuracy": ..., "validation/mean_iou": ...} of the network's predictions over `batches`
     of (images, annotations), scored as evaluate scores (class `unscored` left out; ignore labels are past
     num_classes), at the size the reader gives."""

@@ -600,7 +600,7 @@ def test_init_checkpoint_starts_a_new_model_from_another_s_matching_variables(tr
 
     run_fcn("train", max_iteration=2, save_every=1, init_checkpoint=source, **wider)  # its own checkpoint wins
     out = capsys.readouterr().out
-    assert "Resuming from the checkpoints in %s: --init_checkpoint=%s is not used" % (wider["logs_dir"], source) in out
+    assert "Using the checkpoints in %s: --init_checkpoint=%s is not used" % (wider["logs_dir"], source) in out
     assert "Step: 1, Train_loss:" in out
     with pytest.raises(SystemExit, match="--init_checkpoint=%s is neither a checkpoint" % (tmp_path / "nothing")):
         run_fcn("train", init_checkpoint=str(tmp_path / "nothing"), **wider)

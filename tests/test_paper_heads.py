@@ -201,6 +201,9 @@ def test_each_head_trains_evaluates_predicts_and_exports(head, fcn_flags, run_fc
     assert loaded.stdout.split("\n")[0] == "(1, 40, 50) (1, 40, 50, 151)", loaded.stderr[-2000:]
     with pytest.raises(SystemExit, match="records --head=%s but the command line says original" % head):
         run_fcn("evaluate", head="original", **fcn_flags)
+    os.remove(os.path.join(logs_dir, checkpoints.MODEL_RECORD))  # then the class count comes from score_fr
+    with pytest.raises(SystemExit, match="model.ckpt-1 is a model of 151 classes, but this run builds 21"):
+        run_fcn("evaluate", head=head, num_classes=21, **fcn_flags)
 
 
 def initialised_from(vgg_mat, head, checkpoint):
