@@ -78,7 +78,7 @@ def run_visualize(flags, found_checkpoints):
     _, valid_records = list_data(flags, required_splits=("validation",))
     classes = model_classes(flags, found_checkpoints)
     precision = compute_precision(flags)
-    model, _, _ = training_graph(flags, classes, precision)
+    model, _, _ = training_graph(flags, classes, precision, vgg=vgg_unless_restored(flags, found_checkpoints))
     os.makedirs(flags.logs_dir, exist_ok=True)
     with session.make_session(flags.xla, precision) as sess, \
             dataset.BatchDatset(valid_records, reader_options(flags, classes)) as validation_reader:
@@ -182,12 +182,12 @@ def load_vgg(flags, with_fc=True):
                                timeout=flags.download_timeout)
 
 
-def training_graph(flags, classes, precision=FLOAT32, cluster=distribute.OneDevice()):
-    """The training graph of graphs.build_model (or its replicated twin, distribute.py) from the VGG file, a Saver
-    keeping 5 checkpoints, the mean pixel.
+def training_graph(flags, classes, precision=FLOAT32, cluster=distribute.OneDevice(), vgg=None):
+    """The training graph of graphs.build_model (or its replicated twin, distribute.py) from `vgg`, the (weights,
+    mean pixel) of the VGG file by default; a Saver keeping 5 checkpoints; the mean pixel.
 
     In float16 the optimizer scales the loss; bfloat16 needs no scaling (make_session's rewrite does the rest)."""
-    weights, mean_pixel = load_vgg(flags)
+    weights, mean_pixel = vgg or load_vgg(flags)
     description = cluster.describe(flags.batch_size)
     if description:
         print(description)
@@ -203,7 +203,7 @@ def training_graph(flags, classes, precision=FLOAT32, cluster=distribute.OneDevi
 def inference_session(flags, found_checkpoints, classes):
     """(session, graphs.build_predictor's predictor, the checkpoint restored or None) for evaluate, predict, export.
     Without a checkpoint, evaluate scores the network --init_checkpoint would start training from."""
-    weights, mean_pixel = vgg_for_inference(flags, found_checkpoints)
+    weights, mean_pixel = vgg_unless_restored(flags, found_checkpoints)
     infer_size = flags.image_size if flags.infer_size is None else flags.infer_size
     precision = compute_precision(flags)
     bfloat16 = precision == BFLOAT16  # the graph itself is bfloat16, variables included: nothing to rewrite
@@ -224,7 +224,7 @@ def inference_session(flags, found_checkpoints, classes):
     return sess, predictor, checkpoint
 
 
-def vgg_for_inference(flags, found_checkpoints):
+def vgg_unless_restored(flags, found_checkpoints):
     """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes from
     that checkpoint and the mean pixel model.json records (the beta16 file's ImageNet mean for a logs_dir of the
     original, which has none), so a trained model needs no 510 MB file."""

@@ -268,7 +268,7 @@ def test_each_layout_trains_evaluates_predicts_and_exports(kind, vgg_mat, tmp_pa
         np.testing.assert_array_equal(imageio.imread(path), palette[labels])
     run_fcn("export", export_dir=str(tmp_path / "exported"), **no_vgg)
     assert probabilities_depth(str(tmp_path / "exported")) == num_classes
-    run_fcn("visualize", **dict(no_vgg, model_dir=vgg_mat), **on_data)
+    run_fcn("visualize", **no_vgg, **on_data)
     assert os.path.exists(os.path.join(logs_dir, "compare_6.png"))
 
 

@@ -195,6 +195,11 @@ def test_each_head_trains_evaluates_predicts_and_exports(head, fcn_flags, run_fc
     assert run_fcn("predict", input=photo, output_dir=str(tmp_path / "bare"), **without_file) == 0
     np.testing.assert_array_equal(imageio.imread(str(tmp_path / "out" / "ADE_val_00000001.png")),
                                   imageio.imread(str(tmp_path / "bare" / "ADE_val_00000001.png")))
+    capsys.readouterr()
+    run_fcn("visualize", **without_file)  # the checkpoint brings every weight: no VGG file is read
+    out = capsys.readouterr().out
+    assert "VGG shapes from" in out and "Initialised fresh" not in out
+    assert os.path.exists(os.path.join(logs_dir, "compare_5.png")) and not os.path.exists(without_file["model_dir"])
     run_fcn("export", export_dir=str(tmp_path / "exported"), **fcn_flags)
     loaded = subprocess.run([sys.executable, "-c", LOAD_EXPORTED, str(tmp_path / "exported")], capture_output=True,
                             text=True, timeout=300)
