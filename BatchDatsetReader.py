@@ -20,6 +20,7 @@ import scipy.io
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what the listings and predict mode take as images
 PREFETCH_BATCHES = 4  # batches read ahead while a step runs
 READER_THREADS = 2
+MAX_BAD_FRACTION = 0.01  # of the pairs listed: more bad ones than this stop a run (check_bad_fraction)
 
 
 class DataError(Exception):
@@ -194,6 +195,15 @@ def load_pair(record, resize_size=None, num_classes=None, ignore_label=None, lab
     return image, labels[..., np.newaxis], warning
 
 
+def check_bad_fraction(num_bad, num_pairs, first_bad, max_fraction=MAX_BAD_FRACTION):
+    """DataError once more than max_fraction of num_pairs are bad: then the data as a whole is wrong, and a run
+    that skipped them would train or score on a part of it."""
+    if num_bad > max_fraction * num_pairs:
+        raise DataError("%d of %d image/annotation pairs are bad, more than %g%%; the first is %s. Something is "
+                        "wrong with the data as a whole: check --data_dir."
+                        % (num_bad, num_pairs, 100 * max_fraction, first_bad))
+
+
 class _Slot(object):
     """One record being read by a background thread; `epoch` and `position` place it in the epoch's order."""
 
@@ -224,7 +234,7 @@ class BatchDatset(object):
         """records_list: dicts with 'image' and 'annotation' paths (and an 'index' when they are .npy arrays).
         image_options: {'resize': bool, 'resize_size': int} resize to a square of that size;
         'num_classes': labels must lie in 0..num_classes-1 or be 'ignore_label'; 'label_colors': (K, 3) colours
-        of classes 0..K-1 in RGB annotations; 'max_bad_fraction' (0.01): stop with a DataError once more than
+        of classes 0..K-1 in RGB annotations; 'max_bad_fraction' (MAX_BAD_FRACTION): stop with a DataError once more than
         this fraction of the pairs turned out bad; 'augment': called on each pair read, as
         augment(image, annotation, (index, epoch), pad label) (see augment.Augmentation)."""
         self.files = records_list
@@ -275,12 +285,8 @@ class BatchDatset(object):
         return None
 
     def _check_bad_fraction(self):
-        max_fraction = self.image_options.get("max_bad_fraction", 0.01)
-        if len(self.bad_pairs) > max_fraction * len(self.files):
-            raise DataError("%d of %d image/annotation pairs are bad, more than %g%%; the first is %s. Something is "
-                            "wrong with the data as a whole: check --data_dir."
-                            % (len(self.bad_pairs), len(self.files), 100 * max_fraction,
-                               next(iter(self.bad_pairs.values()))))
+        check_bad_fraction(len(self.bad_pairs), len(self.files), next(iter(self.bad_pairs.values())),
+                           self.image_options.get("max_bad_fraction", MAX_BAD_FRACTION))
 
     def _check_enough_for(self, batch_size):
         good = len(self.files) - len(self.bad_pairs)

@@ -25,24 +25,29 @@ def predict_labels(sess, predictor, image):
 
 def network_predictions(sess, predictor, records, options, native_size=False):
     """(annotation, prediction) of each validation record, predicted at the annotation's own size; a pair that
-    cannot be used (see BatchDatsetReader.load_pair with `options`) is skipped with a line.
+    cannot be used (see BatchDatsetReader.load_pair with `options`) is skipped with a line, and more of them than
+    BatchDatsetReader.check_bad_fraction allows stop the run.
 
     Images the network sees at the same size run as one batch (in the order of their sizes): of the same size,
     or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32."""
+    bad_pairs = []
     for batch in batches_of_a_size(records, 32 if native_size else 1):
-        pairs = [pair for pair in (usable_pair(record, options) for record in batch) if pair]
+        pairs = [pair for pair in (usable_pair(record, options, bad_pairs, len(records)) for record in batch) if pair]
         if pairs:
             for (_, annotation), labels in zip(pairs, predict_batch(sess, predictor, [image for image, _ in pairs])):
                 yield annotation, labels
 
 
-def usable_pair(record, options):
-    """(image, annotation (H, W)) of a record, or None after a line saying why it cannot be used."""
+def usable_pair(record, options, bad_pairs, num_pairs):
+    """(image, annotation (H, W)) of a record, or None after a line saying why it cannot be used and adding the
+    BadPairError to bad_pairs; a DataError once too many of the num_pairs evaluated are bad, as in training."""
     try:
         image, annotation, warning = dataset.load_pair(record, None, options["num_classes"], options["ignore_label"],
                                                        options["label_colors"])
     except dataset.BadPairError as error:
         print("Skipping %s: %s" % (error.path, error.reason))
+        bad_pairs.append(error)
+        dataset.check_bad_fraction(len(bad_pairs), num_pairs, bad_pairs[0])
         return None
     if warning:
         print(warning)
