@@ -234,8 +234,8 @@ class BatchDatset(object):
         """records_list: dicts with 'image' and 'annotation' paths (and an 'index' when they are .npy arrays).
         image_options: {'resize': bool, 'resize_size': int} resize to a square of that size;
         'num_classes': labels must lie in 0..num_classes-1 or be 'ignore_label'; 'label_colors': (K, 3) colours
-        of classes 0..K-1 in RGB annotations; 'max_bad_fraction' (MAX_BAD_FRACTION): stop with a DataError once more than
-        this fraction of the pairs turned out bad; 'augment': called on each pair read, as
+        of classes 0..K-1 in RGB annotations; 'max_bad_fraction' (MAX_BAD_FRACTION): stop with a DataError once
+        more than this fraction of the pairs turned out bad; 'augment': called on each pair read, as
         augment(image, annotation, (index, epoch), pad label) (see augment.Augmentation)."""
         self.files = records_list
         self.image_options = image_options or {}
