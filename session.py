@@ -82,12 +82,13 @@ def initialize_from(sess, checkpoint):
     of the same name and shape as in `checkpoint` (another model's, e.g. of another dataset); the others, the
     optimizer's state and the step count keep their fresh start."""
     try:
-        saved = dict(tf.train.list_variables(checkpoint))
+        reader = tf.train.load_checkpoint(checkpoint)
+        saved = reader.get_variable_to_shape_map()
         trainable = tf.compat.v1.trainable_variables()
         network = trainable + [var for var in tf.compat.v1.model_variables() if var not in trainable]
         same = [var for var in network if saved.get(var.op.name) == var.shape.as_list()]
         if same:
-            tf.compat.v1.train.Saver(same).restore(sess, checkpoint)
+            restore_variables(sess, checkpoint, reader, same)
     except tf.errors.OpError as error:
         raise UnreadableCheckpoints("--init_checkpoint %s cannot be read (%s)" % (checkpoint, short_reason(error)))
     fresh = [var.op.name for var in network if var not in same]
@@ -136,7 +137,7 @@ def restore_checkpoint(sess, checkpoint):
     """Restore the graph's variables that `checkpoint` holds; one of another type than saved (a bfloat16 network,
     float32 checkpoints) takes the saved value cast."""
     reader = tf.train.load_checkpoint(checkpoint)
-    saved, saved_types = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    saved = reader.get_variable_to_shape_map()
     variables = tf.compat.v1.global_variables()
     present = [var for var in variables if var.op.name in saved]
     fresh = [var.op.name for var in variables if var.op.name not in saved]
@@ -144,15 +145,22 @@ def restore_checkpoint(sess, checkpoint):
         if list(saved[var.op.name]) != var.shape.as_list():
             raise ValueError("%s holds %s with shape %s, the graph wants %s: check --fc_width and the VGG file."
                              % (checkpoint, var.op.name, saved[var.op.name], var.shape.as_list()))
-    cast = [var for var in present if saved_types[var.op.name] != var.dtype.base_dtype]
-    same = [var for var in present if saved_types[var.op.name] == var.dtype.base_dtype]
+    restore_variables(sess, checkpoint, reader, present)
+    print("Model restored...", checkpoint)
+    if fresh:
+        print("Initialised fresh (not in the checkpoint): " + ", ".join(fresh))
+
+
+def restore_variables(sess, checkpoint, reader, variables):
+    """Restore `variables` from `checkpoint` (read by `reader`); one of another type than saved (a bfloat16 network,
+    float32 checkpoints) takes the saved value cast."""
+    saved_types = reader.get_variable_to_dtype_map()
+    cast = [var for var in variables if saved_types[var.op.name] != var.dtype.base_dtype]
+    same = [var for var in variables if saved_types[var.op.name] == var.dtype.base_dtype]
     if same or not cast:  # an empty list is refused: a checkpoint holding none of the graph's variables
         tf.compat.v1.train.Saver(same).restore(sess, checkpoint)
     if cast:
         utils.PretrainedLoader([(var, reader.get_tensor(var.op.name)) for var in cast]).load(sess)
-    print("Model restored...", checkpoint)
-    if fresh:
-        print("Initialised fresh (not in the checkpoint): " + ", ".join(fresh))
 
 
 def save_checkpoint(sess, model, saver, logs_dir, step):

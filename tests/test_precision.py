@@ -1,5 +1,6 @@
 """precision.py, and what --mixed_precision does in each mode: bfloat16 on a CPU that has it (float32 variables and
 checkpoints), float16 with loss scaling on a GPU, float32 with one line elsewhere."""
+import json
 import os
 import subprocess
 import sys
@@ -160,3 +161,19 @@ def test_export_with_mixed_precision_writes_a_bfloat16_saved_model(longer_traine
         return sum(os.path.getsize(os.path.join(folder, "variables", name))
                    for name in os.listdir(os.path.join(folder, "variables")))
     assert size(str(tmp_path / "bfloat16")) < 0.6 * size(str(tmp_path / "float32"))
+
+
+@needs_bfloat16
+def test_bfloat16_evaluate_takes_a_float32_init_checkpoint_cast_as_from_its_own_logs(trained_logs, fcn_flags,
+                                                                                       run_fcn, capsys):
+    run_fcn("evaluate", mixed_precision=True, **dict(fcn_flags, logs_dir=trained_logs))
+    restored = json.load(open(os.path.join(trained_logs, "metrics.json")))
+    capsys.readouterr()
+    run_fcn("evaluate", mixed_precision=True, init_checkpoint=trained_logs, **fcn_flags)  # an empty logs_dir
+    out = capsys.readouterr().out
+    initialised = [line for line in out.splitlines() if line.startswith("Initialised ")]
+    assert len(initialised) == 1 and "fresh" not in initialised[0], out
+    counts = initialised[0].split(" network variables")[0].split()
+    assert counts[1] == counts[3]  # "Initialised N of N"
+    started = json.load(open(os.path.join(fcn_flags["logs_dir"], "metrics.json")))
+    assert dict(started, checkpoint=None) == dict(restored, checkpoint=None)
