@@ -36,7 +36,6 @@ def train_mode(sess, model, saver, train_reader, validation_reader, logs_dir, ba
         print("Already at step %d (>= --max_iteration=%d): nothing to train" % (start, max_iteration))
         return
     last_log, waited = (time.time(), start), 0.0
-    itr = start - 1
     with cluster.summary_writer(logs_dir, "train", sess.graph) as train_writer, \
             cluster.summary_writer(logs_dir, "validation") as validation_writer, \
             session.stop_requests() as stop:
