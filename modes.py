@@ -44,7 +44,7 @@ def run_train(flags, found_checkpoints):
         options = reader_options(flags, classes)
         with cluster.session(flags.xla, precision) as sess, cluster.lost_workers_explained(), \
                 dataset.BatchDatset(cluster.shard(train_records),
-                                    training_reader_options(flags, classes, mean_pixel)) as train_reader, \
+                                    training_reader_options(flags, options, mean_pixel)) as train_reader, \
                 dataset.BatchDatset(valid_records, options) as validation_reader, \
                 dataset.BatchDatset(valid_records[:flags.val_images], options) as curve_reader:
             cluster.start(sess, lambda: start_training(sess, model, saver, found_checkpoints, flags,
@@ -166,13 +166,13 @@ def reader_options(flags, classes):
             "ignore_label": classes.ignore_label, "label_colors": datasets.label_colors(flags.dataset, flags.data_dir)}
 
 
-def training_reader_options(flags, classes, mean_pixel):
-    """reader_options, and with --augment the random mirror, scale and crop: the training split only."""
-    options = reader_options(flags, classes)
-    if flags.augment:
-        options["augment"] = augment.Augmentation(flags.image_size, augment.scale_range(flags.scale_range),
-                                                  mean_pixel, flags.seed)
-    return options
+def training_reader_options(flags, options, mean_pixel):
+    """The reader_options `options`, and with --augment the random mirror, scale and crop: the training split
+    only."""
+    if not flags.augment:
+        return options
+    return dict(options, augment=augment.Augmentation(flags.image_size, augment.scale_range(flags.scale_range),
+                                                      mean_pixel, flags.seed))
 
 
 def load_vgg(flags, with_fc=True):
@@ -244,7 +244,6 @@ def restore(sess, pretrained, saver, found_checkpoints, logs_dir, fresh="startin
     checkpoint wins over init_checkpoint."""
     if found_checkpoints and init_checkpoint:
         print("Using the checkpoints in %s: --init_checkpoint=%s is not used" % (logs_dir, init_checkpoint))
-        init_checkpoint = None
     if not found_checkpoints:
         print("No checkpoint in %s: %s" % (logs_dir, fresh))
     return session.restore_or_initialize(sess, pretrained, saver, found_checkpoints, init_checkpoint)

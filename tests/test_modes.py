@@ -665,8 +665,9 @@ def test_only_the_training_split_is_augmented(fcn_flags):
     FCN.parse_flags(["FCN.py", "--augment", "--seed=5", "--scale_range=0.75,1.5"] + command_flags(fcn_flags))
     try:
         classes = datasets.Classes(151, None, None, None)
-        training = modes.training_reader_options(flags, classes, np.array([1.0, 2.0, 3.0]))
-        assert "augment" not in modes.reader_options(flags, classes)
+        options = modes.reader_options(flags, classes)
+        training = modes.training_reader_options(flags, options, np.array([1.0, 2.0, 3.0]))
+        assert "augment" not in options
     finally:
         flags.unparse_flags()
     augmentation = training["augment"]
