@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO := demo
-DEMO_FLAGS := --data_dir=$(DEMO)/Data_zoo/MIT_SceneParsing/ --model_dir=$(DEMO)/Model_zoo/ \
-	--logs_dir=$(DEMO)/logs/ --fc_width=64 --image_size=64 --batch_size=8 --learning_rate=1e-3
-DEMO_VOC_FLAGS := --dataset=voc --data_dir=$(DEMO)/Data_zoo/VOC/ --model_dir=$(DEMO)/Model_zoo/ \
-	--logs_dir=$(DEMO)/logs_voc/ --fc_width=64 --image_size=64 --batch_size=8 --learning_rate=1e-3
+# the network and its training, shared: demo-voc starts from the demo's checkpoints
+DEMO_COMMON := --model_dir=$(DEMO)/Model_zoo/ --fc_width=64 --image_size=64 --batch_size=8 --learning_rate=1e-3
+DEMO_FLAGS := --data_dir=$(DEMO)/Data_zoo/MIT_SceneParsing/ --logs_dir=$(DEMO)/logs/ $(DEMO_COMMON)
+DEMO_VOC_FLAGS := --dataset=voc --data_dir=$(DEMO)/Data_zoo/VOC/ --logs_dir=$(DEMO)/logs_voc/ $(DEMO_COMMON)
 
 .PHONY: demo demo-voc test test-all venv clean
 

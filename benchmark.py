@@ -31,7 +31,7 @@ import graphs
 import matconvnet
 import read_MITSceneParsingData as scene_parsing
 import training
-from precision import BFLOAT16, FLOAT32, cpu_model, mixed_precision_type
+from precision import BFLOAT16, BFLOAT16_CPU_FLAGS, FLOAT32, cpu_model, mixed_precision_type
 
 MODEL_FILE = matconvnet.MODEL_FILE
 CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
@@ -159,7 +159,7 @@ def run(args):
         args.repeats, args.warmup, args.native_sizes = 2, 1, "40,90"
     precisions = (FLOAT32, BFLOAT16) if mixed_precision_type(False)[0] == BFLOAT16 else (FLOAT32,)
     if BFLOAT16 not in precisions:
-        print("This CPU has neither avx512_bf16 nor amx_bf16: bfloat16 is not measured")
+        print("This CPU has neither %s: bfloat16 is not measured" % " nor ".join(BFLOAT16_CPU_FLAGS))
     peaks = benchmark_runs.peak_runs(*((512, (1, 28, 64)) if args.quick else (2048, (2, 56, 256))),
                                      precisions=precisions)
     with tempfile.TemporaryDirectory(prefix="fcn_benchmark_") as folder:

@@ -174,9 +174,8 @@ def list_folder(source, required_splits):
         where = "--train_list and --val_list"
     else:
         found = scene_parsing.create_image_lists(source.data_dir, source.data_dir)
-        records = {split: [dict(record, image=os.path.join(source.data_dir, record["image"]),
-                                annotation=os.path.join(source.data_dir, record["annotation"]))
-                           for record in found[split]] for split in SPLITS}
+        records = {split: [scene_parsing.under_data_dir(record, source.data_dir) for record in found[split]]
+                   for split in SPLITS}
         where = "%s/images/<split>/ and annotations/<split>/" % source.data_dir
     for split in SPLITS:
         _require_pairs(records[split], split, required_splits, where)
@@ -250,7 +249,7 @@ def list_arrays(source, required_splits):
     """One record per item of <prefix>_images.npy and <prefix>_labels.npy (train, validation)."""
     records = {}
     for split, prefix in ARRAY_PREFIXES.items():
-        images, labels = _array_paths(source.data_dir, prefix)
+        images, labels = array_paths(source.data_dir, prefix)
         if not (os.path.exists(images) and os.path.exists(labels)):
             records[split] = []
         else:
@@ -261,7 +260,8 @@ def list_arrays(source, required_splits):
     return records["training"], records["validation"]
 
 
-def _array_paths(data_dir, prefix):
+def array_paths(data_dir, prefix):
+    """The images and labels .npy files of a split's ARRAY_PREFIXES prefix."""
     return os.path.join(data_dir, prefix + "_images.npy"), os.path.join(data_dir, prefix + "_labels.npy")
 
 
@@ -301,7 +301,7 @@ def _array_class_count(data_dir, ignore_label, block=64):
     blocks of a fresh memory map each, so memory stays flat however many labels there are."""
     largest = 0
     for prefix in ARRAY_PREFIXES.values():
-        path = _array_paths(data_dir, prefix)[1]
+        path = array_paths(data_dir, prefix)[1]
         if not os.path.exists(path):
             continue
         labels = _open_array(path)

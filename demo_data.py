@@ -182,7 +182,7 @@ def write_palette_png(path, labels):
 def write_voc_dataset(data_dir, num_training=40, num_validation=10, min_size=48, max_size=96, seed=0):
     """Write data_dir/VOCdevkit/VOC2012 as the VOC tar extracts (JPEGs, palette PNGs with 255 borders, the
     Segmentation lists); returns {'training': ids, 'validation': ids}."""
-    root = os.path.join(data_dir, "VOCdevkit", "VOC2012")
+    root = os.path.join(data_dir, datasets.VOC_ROOT)
     for folder in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
         os.makedirs(os.path.join(root, folder), exist_ok=True)
     ids = {"training": ["2012_%06d" % index for index in range(num_training)],
@@ -231,7 +231,8 @@ def write_folder_dataset(data_dir, num_training=40, num_validation=10, min_size=
             labels = relabel(labels, mapping)
             imageio.imwrite(os.path.join(data_dir, "annotations", split, stem + ".png"),
                             palette[labels] if colors else labels)
-    with open(os.path.join(data_dir, "classes.csv" if colors else "classes.txt"), "w") as class_file:
+    with open(os.path.join(data_dir, datasets.CLASS_COLORS_FILE if colors else datasets.CLASS_NAMES_FILE),
+              "w") as class_file:
         for name, color in zip(class_names, palette):
             class_file.write("%s,%d,%d,%d\n" % ((name,) + tuple(color)) if colors else name + "\n")
     return class_names
@@ -242,12 +243,11 @@ def write_arrays_dataset(data_dir, num_training=40, num_validation=10, size=64, 
     uint8 [N, size, size] or one-hot float32 [N, size, size, 5]; written through memory maps, so any N fits."""
     os.makedirs(data_dir, exist_ok=True)
     drawn = scenes(num_training + num_validation, size, size, seed)
-    for prefix, number in (("train", num_training), ("validation", num_validation)):
-        images = np.lib.format.open_memmap(os.path.join(data_dir, prefix + "_images.npy"), "w+", np.uint8,
-                                           (number, size, size, 3))
+    for split, number in (("training", num_training), ("validation", num_validation)):
+        images_path, labels_path = datasets.array_paths(data_dir, datasets.ARRAY_PREFIXES[split])
+        images = np.lib.format.open_memmap(images_path, "w+", np.uint8, (number, size, size, 3))
         labels_shape = (number, size, size) + ((len(OWN_CLASSES),) if one_hot else ())
-        labels = np.lib.format.open_memmap(os.path.join(data_dir, prefix + "_labels.npy"), "w+",
-                                           np.float32 if one_hot else np.uint8, labels_shape)
+        labels = np.lib.format.open_memmap(labels_path, "w+", np.float32 if one_hot else np.uint8, labels_shape)
         for index in range(number):
             image, scene_labels = next(drawn)
             images[index] = image

@@ -60,7 +60,7 @@ def get_model_data(dir_path, model_url=MODEL_URL, timeout=downloads.DOWNLOAD_TIM
         found = sorted(key for key in data if not key.startswith("__"))
         raise ValueError("%s is not a MatConvNet beta16 VGG file: keys %s missing, found %s. "
                          "Use %s from matconvnet/models/beta16/."
-                         % (filepath, missing, found, downloads.url_file_name(MODEL_URL)))
+                         % (filepath, missing, found, MODEL_FILE))
     return data
 
 

@@ -48,7 +48,7 @@ def read_dataset(data_dir, data_url=DATA_URL, required_splits=SPLITS, timeout=do
                 json.dump(cached, cache_file)
     else:
         print("Found the listing in %s" % cache_path)
-    return tuple([_under_data_dir(record, data_dir) for record in cached[split]] for split in SPLITS)
+    return tuple([under_data_dir(record, data_dir) for record in cached[split]] for split in SPLITS)
 
 
 def scene_parsing_folder(data_url=DATA_URL):
@@ -122,7 +122,8 @@ def _load_cache(cache_path, data_dir):
     return cached
 
 
-def _under_data_dir(record, data_dir):
+def under_data_dir(record, data_dir):
+    """The record with its image and annotation paths, relative to data_dir in listings, joined to it."""
     return dict(record, image=os.path.join(data_dir, record["image"]),
                 annotation=os.path.join(data_dir, record["annotation"]))
 
