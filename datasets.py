@@ -56,9 +56,13 @@ def describe(dataset, source, num_classes=None, ignore_label=None):
     ignore_label = default_ignore_label(dataset, ignore_label)
     names, palette = DATASETS[dataset].classes(source, num_classes, ignore_label)
     count = num_classes or len(names)
+    return Classes(count, *_padded(names, palette, count), ignore_label)
+
+
+def _padded(names, palette, count):
+    """The first `count` of the names and colours; past those given, "class k" and the devkit's colours."""
     names = list(names[:count]) + ["class %d" % index for index in range(len(names), count)]
-    palette = np.concatenate([palette[:count], voc_palette(count)[len(palette):]]).astype(np.uint8)
-    return Classes(count, names, palette, ignore_label)
+    return names, np.concatenate([palette[:count], voc_palette(count)[len(palette):]]).astype(np.uint8)
 
 
 def default_ignore_label(dataset, ignore_label=None):
@@ -90,12 +94,11 @@ def record_of(classes):
 def for_pictures(classes):
     """(names, palette) for drawing labels: the classes', then, up to an ignore label above them, the devkit's
     colours and "ignored" for the ignore label itself (VOC's 255 cream, as the devkit draws it)."""
-    names, palette = list(classes.class_names), classes.palette
     ignore_label = classes.ignore_label
-    if ignore_label is None or ignore_label < len(names):
-        return names, palette
-    names += ["class %d" % index for index in range(len(names), ignore_label)] + ["ignored"]
-    return names, np.concatenate([palette, voc_palette(ignore_label + 1)[len(palette):]]).astype(np.uint8)
+    if ignore_label is None or ignore_label < len(classes.class_names):
+        return list(classes.class_names), classes.palette
+    names, palette = _padded(classes.class_names, classes.palette, ignore_label + 1)
+    return names[:-1] + ["ignored"], palette
 
 
 def voc_palette(count=256):
