@@ -109,11 +109,15 @@ def conv2d_transpose_strided(x, W, b, output_shape=None, stride=2, as_matmul=Fal
         output_shape[1] *= stride
         output_shape[2] *= stride
         output_shape[3] = W.shape.as_list()[2]
+    return tf.nn.bias_add(conv2d_transpose(x, W, output_shape, stride, as_matmul), b)
+
+
+def conv2d_transpose(x, W, output_shape, stride, as_matmul=False):
+    """tf.nn.conv2d_transpose with SAME padding; as_matmul: conv2d_transpose_as_matmul where it applies (a kernel
+    of twice the stride)."""
     if as_matmul and W.shape[0] == W.shape[1] == 2 * stride:
-        conv = conv2d_transpose_as_matmul(x, W, output_shape, stride)
-    else:
-        conv = tf.nn.conv2d_transpose(x, W, output_shape, strides=[1, stride, stride, 1], padding="SAME")
-    return tf.nn.bias_add(conv, b)
+        return conv2d_transpose_as_matmul(x, W, output_shape, stride)
+    return tf.nn.conv2d_transpose(x, W, output_shape, strides=[1, stride, stride, 1], padding="SAME")
 
 
 def conv2d_as_matmul(x, W, padding="SAME"):

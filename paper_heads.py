@@ -55,7 +55,7 @@ def learned_upsampling(scores, output_shape, name, trainable=True, convs_as_matm
         initial = tf.constant(bilinear_filter(4))[:, :, None, None] * tf.eye(num_classes)
         kernel = _model_variable(initial, trainable, "kernel")
         output_shape = tf.stack([output_shape[0], output_shape[1], output_shape[2], num_classes])
-        return tf.identity(_transposed_conv(scores, kernel, output_shape, 2, convs_as_matmul),
+        return tf.identity(utils.conv2d_transpose(scores, kernel, output_shape, 2, convs_as_matmul),
                            name=scope.original_name_scope)
 
 
@@ -69,8 +69,8 @@ def fixed_upsampling(scores, image_shape, stride, name, convs_as_matmul=True):
         kernel = _model_variable(bilinear_filter(size)[:, :, None, None], False, "kernel")
         shape = tf.shape(scores)
         per_class = tf.reshape(tf.transpose(scores, [0, 3, 1, 2]), [-1, shape[1], shape[2], 1])
-        upsampled = _transposed_conv(per_class, kernel, tf.stack([shape[0] * shape[3], image_shape[1],
-                                                                  image_shape[2], 1]), stride, convs_as_matmul)
+        upsampled = utils.conv2d_transpose(per_class, kernel, tf.stack([shape[0] * shape[3], image_shape[1],
+                                                                        image_shape[2], 1]), stride, convs_as_matmul)
         upsampled = tf.reshape(upsampled, tf.stack([shape[0], shape[3], image_shape[1], image_shape[2]]))
         upsampled = tf.transpose(upsampled, [0, 2, 3, 1], name=scope.original_name_scope)
     upsampled.set_shape([None, None, None, scores.shape[-1]])
@@ -85,9 +85,3 @@ def _model_variable(initial_value, trainable, name):
     if not trainable and variable not in tf.compat.v1.model_variables():  # each replica makes (or reuses) it again
         tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.MODEL_VARIABLES, variable)
     return variable
-
-
-def _transposed_conv(x, kernel, output_shape, stride, as_matmul):
-    if as_matmul:
-        return utils.conv2d_transpose_as_matmul(x, kernel, output_shape, stride)
-    return tf.nn.conv2d_transpose(x, kernel, output_shape, strides=[1, stride, stride, 1], padding="SAME")
