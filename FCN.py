@@ -1,44 +1,30 @@
-"""Fully convolutional networks for semantic segmentation: the flags, the network, its loss and training op, main.
+"""Fully convolutional networks for semantic segmentation: the command line. `python FCN.py --help` lists every flag.
 
 A port of shekkizh/FCN.tensorflow (its FCN-8s, the default) to today's TensorFlow (tf.compat.v1 graphs and
-sessions), with the paper's FCN-32s/16s/8s (paper_heads.py) and any dataset (datasets.py). The graphs the modes
-run are assembled in graphs.py, each mode runs in modes.py, sessions and checkpoints are in session.py, several
-GPUs and machines in distribute.py. `python FCN.py --help` lists every flag.
+sessions), with the paper's FCN-32s/16s/8s and any dataset. This file holds the flags, their checks and `main`,
+which reads the flags once into a Settings and hands it to the mode; the library is the fcn_tensorflow package:
+data/ (listing and reading, no TensorFlow), net/ (the network, fcn_tensorflow/net/network.py, and the graphs the
+modes run), run/ (the modes, training, predictions, sessions). The original's names stay here: FCN.inference,
+FCN.vgg_net, FCN.train, FCN.main, FCN.NUM_OF_CLASSESS.
 """
-import importlib.util
 import os
 import sys
 
 from absl import app
 from absl import flags
-import numpy as np
 
-if __name__ == "__main__":
-    sys.modules.setdefault("FCN", sys.modules["__main__"])  # modes.py imports FCN: let it find this module
+from fcn_tensorflow import console
+from fcn_tensorflow.data import augment
+from fcn_tensorflow.data import datasets
+from fcn_tensorflow.data import matconvnet
+from fcn_tensorflow.data import scene_parsing
+from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS  # noqa: F401 (the original's constant)
+from fcn_tensorflow.net import spec
+from fcn_tensorflow.run import checkpoints
+from fcn_tensorflow.run import model_record
+from fcn_tensorflow.run.settings import Settings
 
-import augment
-import checkpoints
-import console
-import datasets
-import matconvnet
-import read_MITSceneParsingData as scene_parsing
-
-
-def _lazy_import(name):
-    """The module `name`, loaded at its first use, so a wrong flag is answered before TensorFlow loads."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tf = _lazy_import("tensorflow")
-utils = _lazy_import("TensorflowUtils")
-paper_heads = _lazy_import("paper_heads")
+NETWORK_NAMES = ("inference", "vgg_net", "train")  # the original's, from fcn_tensorflow/net/network.py
 
 MODE_HELP = {
     "train": "train, resuming from the newest checkpoint in --logs_dir",
@@ -49,6 +35,7 @@ MODE_HELP = {
 }
 
 FLAGS = flags.FLAGS
+ABSL_FLAGS = frozenset(FLAGS)  # absl's own, defined before ours
 flags.DEFINE_integer("batch_size", 2, "batch size for training, per replica (the step's global batch is "
                      "batch_size x replicas x workers), and the number of pictures visualize writes", lower_bound=1)
 flags.DEFINE_string("logs_dir", "logs/", "path to logs directory (checkpoints, TensorBoard, pictures)")
@@ -113,8 +100,7 @@ flags.register_validator("infer_size", lambda value: value is None or (value >= 
                          "--infer_size must be 0 or a positive multiple of 32")
 
 # ---------------------------------------------------------------- flags: the paper's FCNs and how they train
-PAPER_HEADS = ("fcn32s", "fcn16s", "fcn8s")
-flags.DEFINE_enum("head", "original", ("original",) + PAPER_HEADS,
+flags.DEFINE_enum("head", "original", spec.HEADS,
                   "original: the original's head (average pooling, skips in feature space); fcn32s, fcn16s, fcn8s: "
                   "the paper's (max pooling, conv6/conv7 from the .mat's fc6/fc7, skips summed as class scores, "
                   "bilinear upsampling)")
@@ -151,212 +137,56 @@ flags.DEFINE_string("train_list", "", "folder: a text file of `image_path annota
                     "--data_dir) listing the training pairs")
 flags.DEFINE_string("val_list", "", "folder: the same for the validation pairs")
 
-NUM_OF_CLASSESS = 151  # ADE20K's, the original's constant
-# What logs_dir/model.json records of the flags: those that shape the network (another value could not restore
-# its checkpoints), and those whose recorded value is the default of later runs.
-MODEL_SHAPE_FLAGS = ("fc_width", "head", "num_classes")
-MODEL_DEFAULT_FLAGS = ("image_size", "transpose_vgg_kernels", "learn_upsampling", "dataset", "ignore_label")
-# The checkpoint variable whose length is the model's class count, per head.
-CLASS_SCORE_BIAS = dict({"original": "inference/b8"}, **{head: "inference/score_fr/bias" for head in PAPER_HEADS})
+FLAG_NAMES = tuple(name for name in FLAGS if name not in ABSL_FLAGS)  # ours: what a Settings holds
 
 
-# ---------------------------------------------------------------- the network
+def __getattr__(name):
+    """FCN.inference, FCN.vgg_net and FCN.train, the original's names, from the network module: TensorFlow loads at
+    their first use, so `import FCN` and a wrong flag are answered without it."""
+    if name in NETWORK_NAMES:
+        from fcn_tensorflow.net import network
+        return getattr(network, name)
+    raise AttributeError("module 'FCN' has no attribute %r" % name)
 
-def vgg_net(weights, image, debug=False, max_pooling=False):
-    """VGG19 up to relu5_4 with average pooling (the original's) or max pooling (the file's and the paper's);
-    variables shaped like `weights`, filled in later."""
-    net = {}
-    current = image
-    for name in matconvnet.CONV_LAYERS:
-        kind = name[:4]
-        if kind == "conv":
-            kernel, bias = weights[name]
-            kernel_var = utils.pretrained_variable(kernel.shape, name=name + "_w")
-            bias_var = utils.pretrained_variable(bias.shape, name=name + "_b")
-            current = utils.conv2d_basic(current, kernel_var, bias_var)
-        elif kind == "relu":
-            current = tf.nn.relu(current, name=name)
-            if debug:
-                utils.add_activation_summary(current)
-        else:
-            current = utils.max_pool_2x2(current) if max_pooling else utils.avg_pool_2x2(current)
-        net[name] = current
-    return net
-
-
-def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False, convs_as_matmul=True):
-    """conv6-conv8: the fully connected layers as convolutions, giving class scores at stride 32."""
-    relu_dropout7 = fully_connected_as_convs(pool5, keep_prob, fc_width, debug, convs_as_matmul)
-    W8 = utils.weight_variable([1, 1, fc_width, num_classes], name="W8")
-    b8 = utils.bias_variable([num_classes], name="b8")
-    return _conv(relu_dropout7, W8, b8, convs_as_matmul)
-
-
-def fully_connected_as_convs(pool5, keep_prob, fc_width, debug=False, convs_as_matmul=True, pretrained=False):
-    """conv6 (7x7) and conv7 (1x1), each with ReLU and dropout; pretrained: filled from fc6 and fc7 later."""
-    relu_dropout6 = _conv_relu_dropout(pool5, [7, 7, pool5.shape[-1], fc_width], "6", keep_prob, debug,
-                                       convs_as_matmul, pretrained)
-    return _conv_relu_dropout(relu_dropout6, [1, 1, fc_width, fc_width], "7", keep_prob, debug, convs_as_matmul,
-                              pretrained)
-
-
-def _conv_relu_dropout(x, kernel_shape, layer, keep_prob, debug, convs_as_matmul, pretrained=False):
-    """W<layer>, b<layer>, relu<layer>, then dropout: conv6 and conv7."""
-    W = (utils.pretrained_variable if pretrained else utils.weight_variable)(kernel_shape, name="W" + layer)
-    b = utils.bias_variable([kernel_shape[-1]], name="b" + layer)  # zeros, as a pretrained variable starts
-    relu = tf.nn.relu(_conv(x, W, b, convs_as_matmul), name="relu" + layer)
-    if debug:
-        utils.add_activation_summary(relu)
-    return tf.nn.dropout(relu, rate=1 - keep_prob)
-
-
-def _conv(x, W, b, as_matmul):
-    """conv2d_basic, or the same sums as one matmul over image patches (faster on CPU for conv6-8)."""
-    return tf.nn.bias_add(utils.conv2d_as_matmul(x, W), b) if as_matmul else utils.conv2d_basic(x, W, b)
-
-
-def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes, convs_as_matmul=True):
-    """FCN-8s skips as in the original: upsample 2x, add pool4; 2x, add pool3; 8x to the input size.
-
-    The sums are taken in the pool layers' feature space (the paper sums class scores instead)."""
-    W_t1 = utils.weight_variable([4, 4, pool4.shape[-1], num_classes], name="W_t1")
-    b_t1 = utils.bias_variable([pool4.shape[-1]], name="b_t1")
-    conv_t1 = utils.conv2d_transpose_strided(scores, W_t1, b_t1, output_shape=tf.shape(pool4))
-    fuse_1 = tf.add(conv_t1, pool4, name="fuse_1")
-
-    W_t2 = utils.weight_variable([4, 4, pool3.shape[-1], pool4.shape[-1]], name="W_t2")
-    b_t2 = utils.bias_variable([pool3.shape[-1]], name="b_t2")
-    conv_t2 = utils.conv2d_transpose_strided(fuse_1, W_t2, b_t2, output_shape=tf.shape(pool3))
-    fuse_2 = tf.add(conv_t2, pool3, name="fuse_2")
-
-    output_shape = tf.stack([image_shape[0], image_shape[1], image_shape[2], num_classes])
-    W_t3 = utils.weight_variable([16, 16, num_classes, pool3.shape[-1]], name="W_t3")
-    b_t3 = utils.bias_variable([num_classes], name="b_t3")
-    return utils.conv2d_transpose_strided(fuse_2, W_t3, b_t3, output_shape=output_shape, stride=8,
-                                          as_matmul=convs_as_matmul)
-
-
-def inference(image, keep_prob, weights, mean_pixel, num_classes=NUM_OF_CLASSESS, fc_width=4096, debug=False,
-              convs_as_matmul=True, head="original", learn_upsampling=True):
-    """The FCN of `head` on RGB images in 0..255. Returns (prediction [N, H, W, 1], class scores [N, H, W, classes]).
-
-    The original's head (average pooling, skips fused in feature space) or the paper's (paper_heads.py: max
-    pooling, conv6 and conv7 from fc6 and fc7 when `weights` holds them, skips summed as class scores).
-    convs_as_matmul computes conv6-8 and the upsamplings as matmuls (same sums, faster on CPU);
-    False builds the original tf.nn ops."""
-    processed_image = utils.process_image(image, mean_pixel.astype(np.float32))
-    with tf.compat.v1.variable_scope("inference"):
-        image_net = vgg_net(weights, processed_image, debug, max_pooling=head in PAPER_HEADS)
-        if head in PAPER_HEADS:
-            pool5 = utils.max_pool_2x2(image_net["relu5_4"])  # after relu5_4, as the paper
-            fc7 = fully_connected_as_convs(pool5, keep_prob, fc_width, debug, convs_as_matmul, "fc6" in weights)
-            logits = paper_heads.score_and_upsample(fc7, image_net["pool4"], image_net["pool3"], tf.shape(image),
-                                                    num_classes, head, learn_upsampling, convs_as_matmul)
-        else:
-            pool5 = utils.max_pool_2x2(image_net["conv5_3"])  # before relu5_3, as the original
-            scores = fcn_head(pool5, keep_prob, num_classes, fc_width, debug, convs_as_matmul)
-            logits = upsample_and_fuse(scores, image_net["pool4"], image_net["pool3"], tf.shape(image), num_classes,
-                                       convs_as_matmul)
-        annotation_pred = tf.argmax(logits, axis=3, name="prediction")
-    return tf.expand_dims(annotation_pred, axis=3), logits
-
-
-def inference_at_any_size(images, weights, mean_pixel, infer_size, num_classes=NUM_OF_CLASSESS, fc_width=4096,
-                          convs_as_matmul=True, head="original"):
-    """uint8 images [N, H, W, 3] of any size -> (labels [N, H, W], probabilities [N, H, W, classes]).
-
-    infer_size > 0: the net sees an infer_size square, resized like the training data (nearest), and
-    its class scores are resized back to H x W (bilinear) before the argmax. 0: the net sees the image
-    itself, padded to a multiple of 32 with the mean pixel (zero after centring) and cropped back."""
-    image = tf.cast(images, tf.float32)
-    size = tf.shape(image)[1:3]
-    mean_pixel = mean_pixel.astype(np.float32)
-    if infer_size:
-        net_input = tf.image.resize(image, [infer_size, infer_size], method="nearest")
-    else:
-        pad = -size % 32
-        net_input = tf.pad(image - mean_pixel, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]]) + mean_pixel
-    _, logits = inference(net_input, 1.0, weights, mean_pixel, num_classes, fc_width,
-                          convs_as_matmul=convs_as_matmul, head=head)
-    if infer_size:
-        logits = tf.image.resize(logits, size, method="bilinear")
-    else:
-        logits = logits[:, :size[0], :size[1]]
-    if logits.dtype != tf.float32:  # a bfloat16 network: scores, labels and softmax in float32
-        logits = tf.cast(logits, tf.float32)
-    labels = tf.argmax(logits, axis=3, output_type=tf.int32, name="labels")
-    return labels, tf.nn.softmax(logits, name="probabilities")
-
-
-def segmentation_loss(logits, annotation, ignore_label=None):
-    """Mean pixel-wise softmax cross-entropy over all classes (label 0 included, as the original); with an
-    ignore_label, the mean over the other pixels."""
-    if ignore_label is None:
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            logits=logits, labels=tf.squeeze(annotation, axis=[3])))
-    labels = tf.squeeze(annotation, axis=[3])
-    counted = tf.not_equal(labels, ignore_label)
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(  # ignored pixels get a valid label, then weight 0
-        logits=logits, labels=tf.where(counted, labels, tf.zeros_like(labels)))
-    weights = tf.cast(counted, losses.dtype)
-    return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
-
-
-def train(loss_val, var_list, learning_rate, global_step, debug=False, mixed_precision=False, optimizer="adam",
-          momentum=0.9):
-    """The training step of `optimizer`: "adam" (the original's) or "momentum" (SGD with momentum, the paper's)."""
-    optimizer = (tf.compat.v1.train.MomentumOptimizer(learning_rate, momentum) if optimizer == "momentum"
-                 else tf.compat.v1.train.AdamOptimizer(learning_rate))
-    if mixed_precision:
-        optimizer = tf.compat.v1.mixed_precision.enable_mixed_precision_graph_rewrite(optimizer, "dynamic")
-    grads = optimizer.compute_gradients(loss_val, var_list=var_list)
-    if debug:
-        for grad, var in grads:
-            utils.add_gradient_summary(grad, var)
-    return optimizer.apply_gradients(grads, global_step=global_step)
-
-
-def kernels_l2():
-    """Half the sum of squares of every trainable convolution kernel (4-D); the biases are not decayed."""
-    return tf.add_n([tf.nn.l2_loss(var) for var in tf.compat.v1.trainable_variables() if var.shape.rank == 4])
-
-
-# ---------------------------------------------------------------- the command line
 
 class UsageError(Exception):
     """A command line that cannot work; the message says why."""
 
 
-def apply_model_record(record, record_path):
-    """Flags not given on the command line take the values model.json recorded; a given one that shapes the
-    network differently than its checkpoints is an error."""
-    for name in MODEL_SHAPE_FLAGS + MODEL_DEFAULT_FLAGS:
-        if name not in record:
-            continue
-        if not FLAGS[name].present:
-            FLAGS[name].value = record[name]
-        elif name in MODEL_SHAPE_FLAGS and FLAGS[name].value != record[name]:
-            raise UsageError("%s records --%s=%s but the command line says %s: drop the flag, or pass another "
-                             "--logs_dir" % (record_path, name, record[name], FLAGS[name].value))
+def settings_from(flag_values):
+    """The run's Settings from parsed flags: those not given take what logs_dir/model.json records (a given one that
+    shapes the network differently is a ValueError), then the defaults that depend on other flags."""
+    values = {name: flag_values[name].value for name in FLAG_NAMES}
+    record = model_record.read(values["logs_dir"])
+    if record:
+        given = {name for name in FLAG_NAMES if flag_values[name].present}
+        values = model_record.apply(values, given, record, os.path.join(values["logs_dir"], model_record.MODEL_RECORD))
+    if values["transpose_vgg_kernels"] is None:  # the original's checkpoints need it; the file's order is H, W, in, out
+        values["transpose_vgg_kernels"] = values["head"] == "original"
+    values["output_dir"] = values["output_dir"] or os.path.join(values["logs_dir"], "predictions")
+    values["export_dir"] = values["export_dir"] or os.path.join(values["logs_dir"], "saved_model")
+    return Settings(**values)
 
 
-def check_flags(found_checkpoints):
-    """Refuse, before TensorFlow is loaded, what cannot work with these flags."""
-    datasets.check_options(FLAGS.dataset, {name: FLAGS[name].value for name in ("sbd_dir", "train_list", "val_list")})
-    if FLAGS.init_checkpoint and not checkpoints.resolve_checkpoint(FLAGS.init_checkpoint):
+def check_settings(settings, found_checkpoints):
+    """Refuse, before TensorFlow is loaded, what cannot work with these settings."""
+    datasets.check_options(settings.dataset, {name: getattr(settings, name)
+                                              for name in ("sbd_dir", "train_list", "val_list")})
+    if settings.init_checkpoint and not checkpoints.resolve_checkpoint(settings.init_checkpoint):
         raise UsageError("--init_checkpoint=%s is neither a checkpoint (its .index file) nor a folder holding one"
-                         % FLAGS.init_checkpoint)
-    if FLAGS.mode == "predict" and not FLAGS.input:
+                         % settings.init_checkpoint)
+    if settings.mode == "predict" and not settings.input:
         raise UsageError("--mode=predict needs --input=<image file or folder>")
-    if FLAGS.mode == "predict" and not os.path.exists(FLAGS.input):
-        raise UsageError("--input=%s does not exist" % FLAGS.input)
-    if (FLAGS.mode == "predict" and os.path.isdir(FLAGS.input) and os.path.isdir(FLAGS.output_dir)
-            and os.path.samefile(FLAGS.input, FLAGS.output_dir)):
+    if settings.mode == "predict" and not os.path.exists(settings.input):
+        raise UsageError("--input=%s does not exist" % settings.input)
+    if (settings.mode == "predict" and os.path.isdir(settings.input) and os.path.isdir(settings.output_dir)
+            and os.path.samefile(settings.input, settings.output_dir)):
         raise UsageError("--output_dir is the --input folder: the label maps would overwrite PNG inputs")
-    if FLAGS.mode == "export" and os.path.exists(FLAGS.export_dir):
-        raise UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % FLAGS.export_dir)
-    if FLAGS.mode in ("predict", "export") and not found_checkpoints:
-        raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir" % (FLAGS.logs_dir, FLAGS.mode))
+    if settings.mode == "export" and os.path.exists(settings.export_dir):
+        raise UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % settings.export_dir)
+    if settings.mode in ("predict", "export") and not found_checkpoints:
+        raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir"
+                         % (settings.logs_dir, settings.mode))
 
 
 def parse_flags(argv):
@@ -371,23 +201,15 @@ def main(argv):
     """Check the flags and what they name, then load TensorFlow and run the mode. Returns the exit status."""
     del argv
     try:
-        record = checkpoints.read_model_record(FLAGS.logs_dir)
-        if record:
-            apply_model_record(record, os.path.join(FLAGS.logs_dir, checkpoints.MODEL_RECORD))
-        if FLAGS.transpose_vgg_kernels is None:  # the original's checkpoints need it; the file's order is H, W, in, out
-            FLAGS.transpose_vgg_kernels = FLAGS.head == "original"
-        FLAGS.output_dir = FLAGS.output_dir or os.path.join(FLAGS.logs_dir, "predictions")
-        FLAGS.export_dir = FLAGS.export_dir or os.path.join(FLAGS.logs_dir, "saved_model")
-        found_checkpoints = checkpoints.list_checkpoints(FLAGS.logs_dir)
-        check_flags(found_checkpoints)
+        settings = settings_from(FLAGS)
+        found_checkpoints = checkpoints.list_checkpoints(settings.logs_dir)
+        check_settings(settings, found_checkpoints)
     except (UsageError, ValueError) as error:
         sys.exit("FCN.py: error: %s" % error)
     console.import_tensorflow_quietly()
-    tf.compat.v1.disable_eager_execution()
-    import modes  # imported here: it loads TensorFlow, which waits until the flags are known to be good
+    from fcn_tensorflow.run import modes  # loads TensorFlow, which waits until the flags are known to be good
     try:
-        with tf.Graph().as_default():
-            return modes.MODES[FLAGS.mode](FLAGS, found_checkpoints)
+        return modes.run(settings, found_checkpoints)
     except modes.ERRORS as error:
         sys.exit("FCN.py: error: %s" % error)
 

@@ -8,7 +8,7 @@ FLOPs: the convolutions and matmuls of the original graph (tf.nn ops) counted fr
 graphs.build_model + session.make_session and the feed and step of --mode=train. Inference: graphs.build_predictor, the
 path of evaluate, predict and export. Naive: the original graph, a default session, the loss run a second time
 every log_every steps. Float32 and bfloat16 (on a CPU with avx512_bf16 or amx_bf16) run interleaved, see
-benchmark_runs.py; times are medians of --repeats rounds after --warmup rounds. Evaluation at native size:
+fcn_tensorflow/run/benchmarks.py; times are medians of --repeats rounds after --warmup rounds. Evaluation at native size:
 --native_images synthetic images, one at a time (as before batching) and in batches of a padded size.
 Replicas: the images/s of training with 1 and 2 replicas (--replicas; on a machine without GPUs, logical CPU
 devices that share the same cores: a check of the path, not a speed-up).
@@ -23,15 +23,16 @@ import time
 import numpy as np
 import tensorflow as tf
 
-import BatchDatsetReader as dataset
-import benchmark_runs
-import demo_data
-import distribute
-import graphs
-import matconvnet
-import read_MITSceneParsingData as scene_parsing
-import training
-from precision import BFLOAT16, BFLOAT16_CPU_FLAGS, FLOAT32, cpu_model, mixed_precision_type
+from fcn_tensorflow.data import demo
+from fcn_tensorflow.data import matconvnet
+from fcn_tensorflow.data.reader import BatchDatset
+from fcn_tensorflow.data import scene_parsing
+from fcn_tensorflow.net import graphs
+from fcn_tensorflow.net.spec import Net, Training
+from fcn_tensorflow.run import benchmarks as benchmark_runs
+from fcn_tensorflow.run import distribute
+from fcn_tensorflow.run import training
+from fcn_tensorflow.run.precision import BFLOAT16, BFLOAT16_CPU_FLAGS, FLOAT32, cpu_model, mixed_precision_type
 
 MODEL_FILE = matconvnet.MODEL_FILE
 CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
@@ -118,10 +119,10 @@ def model_gflops(sess, model, fetch, image_size):
 def synthetic_reader(image_size, batch_size, folder):
     """A BatchDatset over a few synthetic scenes, read and resized like the real data."""
     data_dir = os.path.join(folder, "Data_zoo")
-    demo_data.write_scene_dataset(data_dir, num_training=4 * batch_size, num_validation=1,
+    demo.write_scene_dataset(data_dir, num_training=4 * batch_size, num_validation=1,
                                   min_size=image_size // 2, max_size=image_size * 2)
     train_records, _ = scene_parsing.read_dataset(data_dir)
-    return dataset.BatchDatset(train_records, {"resize": True, "resize_size": image_size})
+    return BatchDatset(train_records, {"resize": True, "resize_size": image_size})
 
 
 def load_weights(args, folder):
@@ -130,7 +131,7 @@ def load_weights(args, folder):
         return matconvnet.load_vgg(args.model_dir, "file:///" + MODEL_FILE)
     widths = tuple(int(width) for width in args.widths.split(","))
     print("Random VGG weights, widths %s, fc_width %d" % (widths, args.fc_width))
-    demo_data.write_vgg_mat(os.path.join(folder, MODEL_FILE), widths, args.fc_width)
+    demo.write_vgg_mat(os.path.join(folder, MODEL_FILE), widths, args.fc_width)
     return matconvnet.load_vgg(folder, "file:///" + MODEL_FILE)
 
 
@@ -139,7 +140,7 @@ def naive_runs(args, weights, mean_pixel, reader):
     to time alongside the optimised ones: ({"naive_train", "naive_loss_again": function}, {"naive_infer": ...}),
     and the model's FLOPs counted in this graph (the original ops)."""
     with tf.Graph().as_default():
-        model = graphs.build_model(weights, mean_pixel, fc_width=args.fc_width, convs_as_matmul=False)
+        model = graphs.build_model(weights, mean_pixel, Net(fc_width=args.fc_width, convs_as_matmul=False))
         sess = tf.compat.v1.Session()
         sess.run(tf.compat.v1.global_variables_initializer())
         model.pretrained.load(sess)
@@ -204,7 +205,7 @@ def time_replicas(args, weights, mean_pixel, reader):
     for replicas in (int(count) for count in args.replicas.split(",")):
         with tf.Graph().as_default():
             cluster = distribute.make_cluster(replicas)
-            model = cluster.build_model(weights, mean_pixel, fc_width=args.fc_width)
+            model = cluster.build_model(weights, mean_pixel, Net(fc_width=args.fc_width), Training())
             with cluster.session(args.xla) as sess:
                 sess.run(tf.compat.v1.global_variables_initializer())
                 model.pretrained.load(sess)

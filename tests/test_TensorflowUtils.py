@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import TensorflowUtils as utils
-from conftest import MODEL_URL, serve_directory
+from tests.helpers import MODEL_URL, serve_directory
 
 ORIGINAL_SIGNATURES = {  # shekkizh/FCN.tensorflow's TensorflowUtils.py
     "get_model_data": "(dir_path, model_url)",

@@ -3,7 +3,7 @@ numbers. No assertion on what is faster: the numbers are timings on a shared mac
 import json
 
 import benchmark
-import precision
+from fcn_tensorflow.run import precision
 
 KEYS = ("peak_gflops", "model_gflops_per_image", "train_images_per_sec", "train_flop_utilization",
         "infer_ms_64", "infer_ms_96", "infer_flop_utilization", "naive_train_images_per_sec",

@@ -4,7 +4,8 @@ import os
 import subprocess
 import sys
 
-import console
+from fcn_tensorflow import console
+from tests.helpers import PROJECT_DIR
 
 
 class Terminal(io.StringIO):
@@ -47,8 +48,9 @@ def test_importing_the_project_changes_no_process_setting():
     """No module switches eager execution off or edits the environment when imported (TensorFlow's own import
     sets a few variables, so it comes first)."""
     code = ("import os, sys\nimport tensorflow as tf\nbefore = dict(os.environ)\n"
-            "import FCN, modes, session, TensorflowUtils, BatchDatsetReader, read_MITSceneParsingData, metrics\n"
+            "import FCN, TensorflowUtils, BatchDatsetReader, read_MITSceneParsingData\n"
+            "from fcn_tensorflow import metrics\nfrom fcn_tensorflow.run import modes, session\n"
             "print(tf.executing_eagerly(), dict(os.environ) == before)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=os.path.dirname(console.__file__))
+                            cwd=PROJECT_DIR)
     assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]

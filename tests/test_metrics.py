@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-import metrics
+from fcn_tensorflow import metrics
 
 
 def confusion_from(pairs, num_classes=4):

@@ -2,8 +2,8 @@
 import imageio.v2 as imageio
 import numpy as np
 
-import pictures
-import read_MITSceneParsingData as scene_parsing
+from fcn_tensorflow import pictures
+from fcn_tensorflow.data import scene_parsing
 
 
 def test_colorize_and_overlay():

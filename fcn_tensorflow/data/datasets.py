@@ -1,0 +1,373 @@
+"""The datasets FCN.py reads (--dataset): for each, how its pairs are listed, its classes and colours, its
+ignore label and which class its scores leave out.
+
+- ade20k: MIT Scene Parsing, listed by read_MITSceneParsingData.read_dataset; 151 classes, 0 ("other") not scored.
+- voc: PASCAL VOC 2012 as its tar extracts (VOCdevkit/VOC2012/), with SBD (--sbd_dir) the 10,582-image
+  "train_aug" training set; 21 classes, background scored, 255 ignored.
+- folder: your pairs in the ADE20K layout or in --train_list/--val_list; classes in classes.txt or classes.csv.
+- arrays: {train,validation}_{images,labels}.npy, read item by item through a memory map.
+
+No TensorFlow import here.
+"""
+import collections
+import csv
+import os
+
+import numpy as np
+
+from fcn_tensorflow.data import downloads
+from fcn_tensorflow.data import scene_parsing
+from fcn_tensorflow.data.reader import DataError
+
+SPLITS = scene_parsing.SPLITS
+VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
+VOC_ROOT = os.path.join("VOCdevkit", "VOC2012")
+VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+               "tvmonitor")
+VOC_IGNORE_LABEL = 255
+CLASS_NAMES_FILE = "classes.txt"  # one name per line, line k = class k
+CLASS_COLORS_FILE = "classes.csv"  # name,r,g,b per line, line k = class k: colour masks
+ARRAY_PREFIXES = {"training": "train", "validation": "validation"}
+OPTION_DATASETS = {"sbd_dir": "voc", "train_list": "folder", "val_list": "folder"}  # the one dataset each is for
+
+# Where the pairs are: what the listings read besides the split (from the flags of the same names).
+Source = collections.namedtuple("Source", ["data_dir", "data_url", "timeout", "sbd_dir", "train_list", "val_list"])
+# What a model's classes are: their count, names, colours (uint8 (num_classes, 3)), and the ignore label or None.
+Classes = collections.namedtuple("Classes", ["num_classes", "class_names", "palette", "ignore_label"])
+
+
+def check_options(dataset, options):
+    """ValueError for a dataset option ({flag name: value}) given to another dataset, or naming nothing."""
+    for name, value in options.items():
+        if value and OPTION_DATASETS[name] != dataset:
+            raise ValueError("--%s is for --dataset=%s, not %s" % (name, OPTION_DATASETS[name], dataset))
+        if value and not os.path.exists(value):
+            raise ValueError("--%s=%s does not exist" % (name, value))
+
+
+class Dataset(object):
+    """A dataset as one run reads it, built once by open_dataset: its name, where its pairs are (a Source), its
+    ignore label; it lists its pairs, describes its classes, and says which class its scores leave out."""
+
+    def __init__(self, name, source, ignore_label=None):
+        self.name, self.source, self._kind = name, source, KINDS[name]
+        self.ignore_label = self._kind.ignore_label if ignore_label is None else ignore_label
+
+    def list_pairs(self, required_splits=SPLITS):
+        """(training records, validation records); a required split without pairs is a DataError."""
+        return self._kind.list_pairs(self.source, required_splits)
+
+    def describe(self, num_classes=None):
+        """The Classes of a new model on this dataset: its own classes, or num_classes of them when given."""
+        names, palette = self._kind.classes(self.source, num_classes, self.ignore_label)
+        count = num_classes or len(names)
+        return Classes(count, *_padded(names, palette, count), self.ignore_label)
+
+    def label_colors(self):
+        """The (K, 3) colours of classes.csv that RGB annotations are mapped through (folder only), or None."""
+        colors_path = os.path.join(self.source.data_dir, CLASS_COLORS_FILE)
+        if self.name != "folder" or not os.path.exists(colors_path):
+            return None
+        return read_class_colors(colors_path)[1]
+
+    def unscored_class(self, classes):
+        """The class the scores leave out (metrics.py): ADE20K's 0; elsewhere the ignore label, when it is a
+        class."""
+        if self._kind.unscored_class is not None:
+            return self._kind.unscored_class
+        ignore_label = classes.ignore_label
+        return ignore_label if ignore_label is not None and ignore_label < classes.num_classes else None
+
+
+def open_dataset(name, data_dir, data_url="", timeout=downloads.DOWNLOAD_TIMEOUT, sbd_dir="", train_list="",
+                 val_list="", ignore_label=None):
+    """The Dataset `name` (one of NAMES) read from data_dir and the options of the flags of the same names."""
+    return Dataset(name, Source(data_dir, data_url, timeout, sbd_dir, train_list, val_list), ignore_label)
+
+
+def _padded(names, palette, count):
+    """The first `count` of the names and colours; past those given, "class k" and the devkit's colours."""
+    names = list(names[:count]) + ["class %d" % index for index in range(len(names), count)]
+    return names, np.concatenate([palette[:count], voc_palette(count)[len(palette):]]).astype(np.uint8)
+
+
+def for_pictures(classes):
+    """(names, palette) for drawing labels: the classes', then, up to an ignore label above them, the devkit's
+    colours and "ignored" for the ignore label itself (VOC's 255 cream, as the devkit draws it)."""
+    ignore_label = classes.ignore_label
+    if ignore_label is None or ignore_label < len(classes.class_names):
+        return list(classes.class_names), classes.palette
+    names, palette = _padded(classes.class_names, classes.palette, ignore_label + 1)
+    return names[:-1] + ["ignored"], palette
+
+
+def voc_palette(count=256):
+    """uint8 (count, 3): the devkit's colours, bits of the index spread over the high bits of r, g and b."""
+    palette = np.zeros((count, 3), np.uint8)
+    for index in range(count):
+        code = index
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                palette[index, channel] |= ((code >> channel) & 1) << shift
+            code >>= 3
+    return palette
+
+
+# ---------------------------------------------------------------- ADE20K
+
+def _list_ade20k(source, required_splits):
+    return scene_parsing.read_dataset(source.data_dir, source.data_url or scene_parsing.DATA_URL, required_splits,
+                                      source.timeout)
+
+
+def _ade20k_classes(source, num_classes, ignore_label):
+    return scene_parsing.ade20k_class_names(), scene_parsing.ade20k_palette()
+
+
+# ---------------------------------------------------------------- PASCAL VOC, with SBD
+
+def list_voc(source, required_splits):
+    """VOC train and val from ImageSets/Segmentation; with source.sbd_dir, training on SBD train + val + VOC train
+    minus every VOC val image."""
+    root = downloads.ensure_extracted(source.data_dir, source.data_url or VOC_URL, VOC_ROOT, source.timeout)
+    ids = {split: _read_ids(os.path.join(root, "ImageSets", "Segmentation", name + ".txt"), split in required_splits)
+           for split, name in (("training", "train"), ("validation", "val"))}
+    records = {split: _existing_pairs([(os.path.join(root, "JPEGImages", name + ".jpg"),
+                                        os.path.join(root, "SegmentationClass", name + ".png")) for name in names])
+               for split, names in ids.items()}
+    if source.sbd_dir and "training" in required_splits:
+        records["training"] = _with_sbd(records["training"], ids["validation"], _sbd_dataset_dir(source.sbd_dir))
+    for split in SPLITS:
+        print("No. of %s files: %d" % (split, len(records[split])))
+        _require_pairs(records[split], split, required_splits, "%s/ImageSets/Segmentation" % root)
+    return records["training"], records["validation"]
+
+
+def _with_sbd(voc_train, voc_val_ids, sbd_root):
+    """VOC train plus the SBD train and val images that are neither in it nor in VOC val (annotations: .mat)."""
+    sbd_ids = _read_ids(os.path.join(sbd_root, "train.txt")) + _read_ids(os.path.join(sbd_root, "val.txt"))
+    left_out = set(voc_val_ids) | {record["filename"] for record in voc_train}
+    added = _existing_pairs([(os.path.join(sbd_root, "img", name + ".jpg"), os.path.join(sbd_root, "cls", name + ".mat"))
+                             for name in sorted(set(sbd_ids) - left_out)])
+    print("SBD %s: %d train+val images, %d of them neither VOC train nor VOC val; training on %d + %d"
+          % (sbd_root, len(set(sbd_ids)), len(added), len(voc_train), len(added)))
+    return voc_train + added
+
+
+def _sbd_dataset_dir(sbd_dir):
+    """The folder of SBD's cls/, img/, train.txt: sbd_dir, its dataset/ or its benchmark_RELEASE/dataset/."""
+    for folder in (os.path.join(sbd_dir, "benchmark_RELEASE", "dataset"), os.path.join(sbd_dir, "dataset"), sbd_dir):
+        if os.path.isdir(os.path.join(folder, "cls")):
+            return folder
+    raise DataError("--sbd_dir=%s holds no benchmark_RELEASE/dataset/cls/: extract benchmark.tgz (SBD) there"
+                    % sbd_dir)
+
+
+def _voc_classes(source, num_classes, ignore_label):
+    return VOC_CLASSES, voc_palette(len(VOC_CLASSES))
+
+
+# ---------------------------------------------------------------- a folder of pairs
+
+def list_folder(source, required_splits):
+    """Pairs of images/<split>/<stem>.<ext> and annotations/<split>/<stem>.png, or those of the list files."""
+    if source.train_list or source.val_list:
+        records = {"training": _listed_pairs(source.train_list, source.data_dir),
+                   "validation": _listed_pairs(source.val_list, source.data_dir)}
+        where = "--train_list and --val_list"
+    else:
+        found = scene_parsing.create_image_lists(source.data_dir, source.data_dir)
+        records = {split: [scene_parsing.under_data_dir(record, source.data_dir) for record in found[split]]
+                   for split in SPLITS}
+        where = "%s/images/<split>/ and annotations/<split>/" % source.data_dir
+    for split in SPLITS:
+        _require_pairs(records[split], split, required_splits, where)
+    return records["training"], records["validation"]
+
+
+def _listed_pairs(list_file, data_dir):
+    """The pairs of `image_path annotation_path` lines (relative to data_dir) of list_file; none without one."""
+    if not list_file:
+        return []
+    pairs = []
+    with open(list_file) as lines:
+        for number, line in enumerate(lines, start=1):
+            fields = line.split()
+            if not fields or line.startswith("#"):
+                continue
+            if len(fields) != 2:
+                raise DataError("%s line %d: expected `image_path annotation_path`, found %d fields"
+                                % (list_file, number, len(fields)))
+            pairs.append(tuple(os.path.join(data_dir, field) for field in fields))
+    records = _existing_pairs(pairs)
+    print("%s: %d pairs" % (list_file, len(records)))
+    return records
+
+
+def _folder_classes(source, num_classes, ignore_label):
+    colors_path = os.path.join(source.data_dir, CLASS_COLORS_FILE)
+    if os.path.exists(colors_path):
+        names, palette = read_class_colors(colors_path)
+    else:
+        names, palette = _class_names_file(source.data_dir), None
+    if names is None and not num_classes:
+        raise DataError("No %s nor %s in %s: write one (one class name per line; line k is class k) or pass "
+                        "--num_classes" % (CLASS_NAMES_FILE, CLASS_COLORS_FILE, source.data_dir))
+    return _named_classes(names, palette, num_classes, source.data_dir)
+
+
+def read_class_colors(path):
+    """(names, uint8 (K, 3) colours) of a classes.csv of `name,r,g,b` lines (a `name,r,g,b` header is skipped)."""
+    names, colors = [], []
+    with open(path, newline="") as csv_file:
+        for number, row in enumerate(csv.reader(csv_file), start=1):
+            if not row or (number == 1 and [field.strip().lower() for field in row] == ["name", "r", "g", "b"]):
+                continue
+            try:
+                color = tuple(int(value) for value in row[1:])
+                if len(color) != 3 or not all(0 <= value <= 255 for value in color):
+                    raise ValueError
+            except ValueError:
+                raise DataError("%s line %d: expected `name,r,g,b` with r, g, b in 0..255, found %r"
+                                % (path, number, ",".join(row)))
+            if color in colors:
+                raise DataError("%s line %d: colour %s is already class %d (%s)"
+                                % (path, number, color, colors.index(color), names[colors.index(color)]))
+            names.append(row[0].strip())
+            colors.append(color)
+    return names, np.array(colors, np.uint8).reshape(-1, 3)
+
+
+# ---------------------------------------------------------------- NumPy arrays
+
+def list_arrays(source, required_splits):
+    """One record per item of <prefix>_images.npy and <prefix>_labels.npy (train, validation)."""
+    records = {}
+    for split, prefix in ARRAY_PREFIXES.items():
+        images, labels = array_paths(source.data_dir, prefix)
+        if not (os.path.exists(images) and os.path.exists(labels)):
+            records[split] = []
+        else:
+            records[split] = [{"image": images, "annotation": labels, "index": index, "filename": "%s_%06d" % (prefix, index)}
+                              for index in range(_check_arrays(images, labels))]
+        print("No. of %s files: %d" % (split, len(records[split])))
+        _require_pairs(records[split], split, required_splits, "%s and %s" % (images, labels))
+    return records["training"], records["validation"]
+
+
+def array_paths(data_dir, prefix):
+    """The images and labels .npy files of a split's ARRAY_PREFIXES prefix."""
+    return os.path.join(data_dir, prefix + "_images.npy"), os.path.join(data_dir, prefix + "_labels.npy")
+
+
+def _check_arrays(images_path, labels_path):
+    """The number of pairs; DataError when the shapes or types do not fit [N, H, W, 3] images and [N, H, W] or
+    one-hot [N, H, W, C] labels. Only the headers and the first image are read."""
+    images, labels = _open_array(images_path), _open_array(labels_path)
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)) or images.dtype.kind not in "uif":
+        raise DataError("%s holds %s %s; expected [N, H, W, 3] uint8 (or floats in 0..255)"
+                        % (images_path, images.dtype, list(images.shape)))
+    if labels.ndim not in (3, 4) or labels.shape[:3] != images.shape[:3] or labels.dtype.kind not in "uif":
+        raise DataError("%s holds %s %s; expected integer [N, H, W] or one-hot [N, H, W, C] labels for the %s "
+                        "images of %s" % (labels_path, labels.dtype, list(labels.shape), list(images.shape[:3]),
+                                          images_path))
+    if images.dtype.kind == "f" and len(images) and images[0].max() <= 1.0:
+        raise DataError("%s holds floats in 0..1; this reader takes 0..255: save images * 255" % images_path)
+    return len(images)
+
+
+def _open_array(path):
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise DataError("%s cannot be read as a .npy array (%s)" % (path, error))
+
+
+def _arrays_classes(source, num_classes, ignore_label):
+    names = _class_names_file(source.data_dir)
+    if names is None and not num_classes:
+        num_classes = _array_class_count(source.data_dir, ignore_label)
+        print("%d classes, from the labels in %s (pass --num_classes to set it)" % (num_classes, source.data_dir))
+    return _named_classes(names, None, num_classes, source.data_dir)
+
+
+def _array_class_count(data_dir, ignore_label, block=64):
+    """The one-hot depth of the labels, or their largest value other than the ignore label, plus one. Read in
+    blocks of a fresh memory map each, so memory stays flat however many labels there are."""
+    largest = 0
+    for prefix in ARRAY_PREFIXES.values():
+        path = array_paths(data_dir, prefix)[1]
+        if not os.path.exists(path):
+            continue
+        labels = _open_array(path)
+        if labels.ndim == 4 and labels.shape[3] > 1:
+            return labels.shape[3]
+        for start in range(0, len(labels), block):
+            values = np.asarray(_open_array(path)[start:start + block])
+            values = values[values != ignore_label] if ignore_label is not None else values
+            largest = max(largest, int(values.max(initial=0)))
+    return max(largest + 1, 2)
+
+
+# ---------------------------------------------------------------- shared steps
+
+def _class_names_file(data_dir):
+    """The names of data_dir/classes.txt, or None when there is none."""
+    path = os.path.join(data_dir, CLASS_NAMES_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as names_file:
+        names = [line.strip() for line in names_file.read().rstrip().splitlines()]
+    if not names or "" in names:
+        raise DataError("%s: line %d is empty; one class name per line, line k is class k"
+                        % (path, names.index("") + 1 if "" in names else 1))
+    return names
+
+
+def _named_classes(names, palette, num_classes, data_dir):
+    """(names, palette) of a class file, checked against --num_classes; or num_classes generic ones."""
+    if names is None:
+        return ["class %d" % index for index in range(num_classes)], voc_palette(num_classes)
+    if num_classes and num_classes != len(names):
+        raise DataError("The class file in %s names %d classes but --num_classes=%d: drop the flag, or fix the file"
+                        % (data_dir, len(names), num_classes))
+    return names, voc_palette(len(names)) if palette is None else palette
+
+
+def _read_ids(path, required=True):
+    """The image ids of a VOC/SBD list file, one a line."""
+    if not os.path.exists(path):
+        if required:
+            raise DataError("%s is missing: is this the VOC2012 (or SBD) layout as the official archive extracts?"
+                            % path)
+        return []
+    with open(path) as ids:
+        return [line.strip() for line in ids if line.strip()]
+
+
+def _existing_pairs(pairs):
+    """Records of the (image, annotation) paths whose files both exist; a line for each pair left out."""
+    records = []
+    for image, annotation in pairs:
+        missing = [path for path in (image, annotation) if not os.path.exists(path)]
+        if missing:
+            print("Left out, missing: %s" % ", ".join(missing))
+            continue
+        records.append({"image": image, "annotation": annotation, "filename": scene_parsing.image_stem(image)})
+    return records
+
+
+def _require_pairs(records, split, required_splits, where):
+    if split in required_splits and not records:
+        raise DataError("No image/annotation pairs in the %s split: expected them in %s. Check --data_dir and "
+                        "--dataset." % (split, where))
+
+
+# Per dataset: its listing, its classes (names, colours), its own ignore label, the class its scores leave out.
+Kind = collections.namedtuple("Kind", ["list_pairs", "classes", "ignore_label", "unscored_class"])
+KINDS = {"ade20k": Kind(_list_ade20k, _ade20k_classes, None, 0),
+         "voc": Kind(list_voc, _voc_classes, VOC_IGNORE_LABEL, None),
+         "folder": Kind(list_folder, _folder_classes, None, None),
+         "arrays": Kind(list_arrays, _arrays_classes, None, None)}
+NAMES = tuple(KINDS)

@@ -1,0 +1,36 @@
+"""What a network is, without TensorFlow: its heads, its parameters (Net), how it trains (Training), and the names
+its variables have in checkpoints. The command line checks --head and reads checkpoints' shapes before TensorFlow
+loads; network.py builds from these."""
+import collections
+
+from fcn_tensorflow.data import matconvnet
+from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS
+
+SCOPE = "inference"  # every variable of the network is in it
+PAPER_HEADS = ("fcn32s", "fcn16s", "fcn8s")
+HEADS = ("original",) + PAPER_HEADS
+FINAL_STRIDE = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}  # each paper head's last upsampling, named upscore<N>
+# The checkpoint variable whose length is the model's class count, per head.
+CLASS_SCORE_BIAS = dict({"original": SCOPE + "/b8"}, **{head: SCOPE + "/score_fr/bias" for head in PAPER_HEADS})
+
+# What shapes the network (the same values rebuild the graph its checkpoints restore into), and how it is built.
+Net = collections.namedtuple("Net", ["num_classes", "fc_width", "head", "learn_upsampling", "convs_as_matmul",
+                                     "debug"])
+Net.__new__.__defaults__ = (NUM_OF_CLASSESS, 4096, "original", True, True, False)
+# How the network trains: the optimizer's step, the loss's ignore label, and the precision it computes in
+# ("float32"; "float16": the optimizer scales the loss; "bfloat16": the session's rewrite does the rest).
+Training = collections.namedtuple("Training", ["learning_rate", "optimizer", "momentum", "weight_decay",
+                                               "ignore_label", "precision"])
+Training.__new__.__defaults__ = (1e-4, "adam", 0.9, 0.0, None, "float32")
+
+
+def variable_names(layer):
+    """The kernel and bias variables (in SCOPE) of a layer of the VGG file: <conv>_w and _b; fc6: W6 and b6."""
+    if layer in matconvnet.FC_LAYERS:
+        return "W" + layer[2:], "b" + layer[2:]
+    return layer + "_w", layer + "_b"
+
+
+def checkpoint_names(layer):
+    """The checkpoint names of variable_names(layer): inference/conv1_1_w, ..."""
+    return tuple("%s/%s" % (SCOPE, name) for name in variable_names(layer))

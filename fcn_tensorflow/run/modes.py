@@ -1,0 +1,275 @@
+"""The modes of FCN.py: train, visualize, evaluate, predict, export, each a `run_<mode>(settings, found_checkpoints)`
+that reads the run's Settings (settings.py), opens the dataset, builds the graph (net/graphs.py), restores, and calls
+the mode's body (training.py, predictions.py) with plain values; `run` runs the one settings.mode names. Then the
+steps the modes share.
+"""
+import os
+import random
+
+import numpy as np
+import tensorflow as tf
+
+from fcn_tensorflow.data import augment
+from fcn_tensorflow.data import datasets
+from fcn_tensorflow.data import downloads
+from fcn_tensorflow.data import matconvnet
+from fcn_tensorflow.data import reader
+from fcn_tensorflow.data import scene_parsing
+from fcn_tensorflow.net import graphs
+from fcn_tensorflow.net.spec import CLASS_SCORE_BIAS, PAPER_HEADS, Net, Training
+from fcn_tensorflow.run import checkpoints
+from fcn_tensorflow.run import distribute
+from fcn_tensorflow.run import model_record
+from fcn_tensorflow.run import predictions
+from fcn_tensorflow.run import session
+from fcn_tensorflow.run import training
+from fcn_tensorflow.run.precision import BFLOAT16, FLOAT32, mixed_precision_type
+
+PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
+
+
+def run(settings, found_checkpoints):
+    """Run the mode settings.mode names, in a graph of its own; returns its exit status."""
+    tf.compat.v1.disable_eager_execution()
+    with tf.Graph().as_default():
+        return MODES[settings.mode](settings, found_checkpoints)
+
+
+# ---------------------------------------------------------------- train
+
+def run_train(settings, found_checkpoints):
+    """List the data, take the logs_dir lock, build the training graph, restore, train; on the devices and machines
+    --replicas and TF_CONFIG name (distribute.py), where only the chief takes the lock and writes."""
+    cluster = distribute.make_cluster(settings.replicas, settings.worker_timeout, os.environ.get("TF_CONFIG"))
+    with cluster.training_lock(settings.logs_dir):
+        if settings.seed is not None:
+            random.seed(settings.seed)  # the order of a listing made now
+            np.random.seed(settings.seed)  # the epoch order
+            tf.compat.v1.set_random_seed(settings.seed)  # the initial weights and dropout
+        dataset = open_dataset(settings)
+        train_records, valid_records = list_data(dataset)
+        classes = model_classes(settings, dataset, found_checkpoints)
+        precision = compute_precision(settings)
+        model, saver, mean_pixel = training_graph(settings, classes, precision, cluster)
+        options = reader_options(settings, dataset, classes)
+        with cluster.session(settings.xla, precision) as sess, cluster.lost_workers_explained(), \
+                reader.BatchDatset(cluster.shard(train_records),
+                                   training_reader_options(settings, options, mean_pixel)) as train_reader, \
+                reader.BatchDatset(valid_records, options) as validation_reader, \
+                reader.BatchDatset(valid_records[:settings.val_images], options) as curve_reader:
+            record = model_record.of_model(settings, mean_pixel, classes)
+            cluster.start(sess, lambda: start_training(sess, model, saver, found_checkpoints, settings, record))
+            curves = training.Curves(curve_reader, classes.num_classes, dataset.unscored_class(classes))
+            training.train_mode(sess, model, saver, train_reader, validation_reader, settings.logs_dir,
+                                settings.batch_size, settings.max_iteration, settings.keep_prob, settings.log_every,
+                                settings.save_every, curves, cluster)
+
+
+def start_training(sess, model, saver, found_checkpoints, settings, record):
+    """Restore logs_dir's newest checkpoint, or start from the VGG weights and --init_checkpoint; write model.json
+    with `record` when logs_dir has none."""
+    checkpoints.remove_partial_saves(settings.logs_dir)
+    init_checkpoint = checkpoints.resolve_checkpoint(settings.init_checkpoint or "")
+    try:
+        restore(sess, model.pretrained, saver, found_checkpoints, settings.logs_dir,
+                fresh="starting from the VGG weights" + (", then %s" % init_checkpoint if init_checkpoint else ""),
+                init_checkpoint=init_checkpoint)
+    except session.UnreadableCheckpoints as error:
+        if not found_checkpoints:
+            raise
+        raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
+                                            "out of %s to start afresh" % (error, settings.logs_dir))
+    if model_record.read(settings.logs_dir) is None:
+        model_record.write(settings.logs_dir, record)
+
+
+# ---------------------------------------------------------------- visualize
+
+def run_visualize(settings, found_checkpoints):
+    dataset = open_dataset(settings)
+    _, valid_records = list_data(dataset, required_splits=("validation",))
+    classes = model_classes(settings, dataset, found_checkpoints)
+    precision = compute_precision(settings)
+    model, _, _ = training_graph(settings, classes, precision, vgg=vgg_unless_restored(settings, found_checkpoints))
+    os.makedirs(settings.logs_dir, exist_ok=True)
+    with session.make_session(settings.xla, precision) as sess, \
+            reader.BatchDatset(valid_records, reader_options(settings, dataset, classes)) as validation_reader:
+        restore(sess, model.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, settings.logs_dir)
+        training.visualize_mode(sess, model, validation_reader, settings.logs_dir, settings.batch_size,
+                                *datasets.for_pictures(classes))
+
+
+# ---------------------------------------------------------------- evaluate
+
+def run_evaluate(settings, found_checkpoints):
+    dataset = open_dataset(settings)
+    records = list_data(dataset, required_splits=("validation",))[1]
+    classes = model_classes(settings, dataset, found_checkpoints)
+    options = reader_options(settings, dataset, classes)
+    unscored = dataset.unscored_class(classes)
+    if settings.predictions_dir:
+        saved = predictions.saved_predictions(settings.predictions_dir, records, classes.num_classes,
+                                              options["label_colors"], classes.ignore_label)
+        predictions.evaluate_mode(saved, len(records), settings.logs_dir, None, classes.class_names, unscored)
+        return
+    sess, predictor, checkpoint = inference_session(settings, found_checkpoints, classes)
+    with sess:
+        labelled = predictions.network_predictions(sess, predictor, records, options,
+                                                   native_size=settings.infer_size == 0)
+        predictions.evaluate_mode(labelled, len(records), settings.logs_dir, checkpoint, classes.class_names,
+                                  unscored)
+
+
+# ---------------------------------------------------------------- predict
+
+def run_predict(settings, found_checkpoints):
+    classes = model_classes(settings, open_dataset(settings), found_checkpoints)
+    sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
+    with sess:
+        skipped = predictions.predict_mode(sess, predictor, settings.input, settings.output_dir, classes.palette)
+    return PREDICT_SKIPPED_STATUS if skipped else 0
+
+
+# ---------------------------------------------------------------- export
+
+def run_export(settings, found_checkpoints):
+    classes = model_classes(settings, open_dataset(settings), found_checkpoints)
+    sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
+    with sess:
+        predictions.export_mode(sess, predictor, settings.export_dir)
+
+
+MODES = {"train": run_train, "visualize": run_visualize, "evaluate": run_evaluate, "predict": run_predict,
+         "export": run_export}
+ERRORS = (OSError, ValueError, reader.DataError, reader.BadPairError, FloatingPointError, checkpoints.LockedError)
+
+
+# ---------------------------------------------------------------- steps the modes share
+
+def open_dataset(settings):
+    """The datasets.Dataset the settings name, built once per run."""
+    return datasets.open_dataset(settings.dataset, settings.data_dir, settings.data_url, settings.download_timeout,
+                                 settings.sbd_dir, settings.train_list, settings.val_list, settings.ignore_label)
+
+
+def list_data(dataset, required_splits=scene_parsing.SPLITS):
+    """(training records, validation records); the listing comes first, so a problem with the data shows before
+    the VGG file is read."""
+    print("Setting up image reader...")
+    train_records, valid_records = dataset.list_pairs(required_splits)
+    print(len(train_records))
+    print(len(valid_records))
+    return train_records, valid_records
+
+
+def model_classes(settings, dataset, found_checkpoints):
+    """The model's datasets.Classes: those logs_dir/model.json records, else the dataset's (with --num_classes);
+    ValueError when the newest checkpoint scores another number of classes."""
+    record = model_record.read(settings.logs_dir) or {}
+    classes = model_record.classes(record, dataset.ignore_label) or dataset.describe(settings.num_classes)
+    saved_shape = session.checkpoint_variable_shape(found_checkpoints, CLASS_SCORE_BIAS[settings.head])
+    if saved_shape and saved_shape[-1] != classes.num_classes:
+        raise ValueError("%s is a model of %d classes, but this run builds %d (from model.json, --num_classes or the "
+                         "dataset): pass --num_classes=%d and the --dataset it was trained on, or another --logs_dir"
+                         % (found_checkpoints[-1], saved_shape[-1], classes.num_classes, saved_shape[-1]))
+    return classes
+
+
+def reader_options(settings, dataset, classes):
+    return {"resize": True, "resize_size": settings.image_size, "num_classes": classes.num_classes,
+            "ignore_label": classes.ignore_label, "label_colors": dataset.label_colors()}
+
+
+def training_reader_options(settings, options, mean_pixel):
+    """The reader_options `options`, and with --augment the random mirror, scale and crop: the training split
+    only."""
+    if not settings.augment:
+        return options
+    return dict(options, augment=augment.Augmentation(settings.image_size, augment.scale_range(settings.scale_range),
+                                                      mean_pixel, settings.seed))
+
+
+def load_vgg(settings, with_fc=True):
+    """matconvnet.load_vgg as the settings say; the paper's heads take fc6 and fc7 too, unless with_fc is False."""
+    return matconvnet.load_vgg(settings.model_dir, settings.model_url, settings.transpose_vgg_kernels,
+                               fc_width=settings.fc_width if with_fc and settings.head in PAPER_HEADS else None,
+                               timeout=settings.download_timeout)
+
+
+def network(settings, classes):
+    """The spec.Net the settings and the model's classes describe."""
+    return Net(classes.num_classes, settings.fc_width, settings.head, settings.learn_upsampling,
+               settings.convs_as_matmul, settings.debug)
+
+
+def training_graph(settings, classes, precision=FLOAT32, cluster=distribute.OneDevice(), vgg=None):
+    """The training graph of graphs.build_model (or its replicated twin, distribute.py) from `vgg`, the (weights,
+    mean pixel) of the VGG file by default; a Saver keeping 5 checkpoints; the mean pixel."""
+    weights, mean_pixel = vgg or load_vgg(settings)
+    description = cluster.describe(settings.batch_size)
+    if description:
+        print(description)
+    how = Training(settings.learning_rate, settings.optimizer, settings.momentum, settings.weight_decay,
+                   classes.ignore_label, precision)
+    model = cluster.build_model(weights, mean_pixel, network(settings, classes), how,
+                                datasets.for_pictures(classes)[1])
+    return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel
+
+
+def inference_session(settings, found_checkpoints, classes):
+    """(session, graphs.build_predictor's predictor, the checkpoint restored or None) for evaluate, predict, export.
+    Without a checkpoint, evaluate scores the network --init_checkpoint would start training from."""
+    weights, mean_pixel = vgg_unless_restored(settings, found_checkpoints)
+    infer_size = settings.image_size if settings.infer_size is None else settings.infer_size
+    precision = compute_precision(settings)
+    predictor = graphs.build_predictor(weights, mean_pixel, infer_size, network(settings, classes), precision)
+    # a bfloat16 graph is bfloat16 itself, variables included: nothing for the session to rewrite
+    sess = session.make_session(precision=FLOAT32 if precision == BFLOAT16 else precision)
+    init_checkpoint = checkpoints.resolve_checkpoint(settings.init_checkpoint or "")
+    try:
+        checkpoint = restore(sess, predictor.pretrained, tf.compat.v1.train.Saver(), found_checkpoints,
+                             settings.logs_dir, fresh="evaluating the network training would start from (the "
+                             "matching variables of --init_checkpoint)" if init_checkpoint else
+                             "evaluating the untrained network (VGG weights and a random head)",
+                             init_checkpoint=init_checkpoint)
+    except BaseException:
+        sess.close()
+        raise
+    return sess, predictor, checkpoint
+
+
+def vgg_unless_restored(settings, found_checkpoints):
+    """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes from
+    that checkpoint and the mean pixel model.json records (the beta16 file's ImageNet mean for a logs_dir of the
+    original, which has none), so a trained model needs no 510 MB file."""
+    vgg_file = downloads.local_path(settings.model_dir, settings.model_url)
+    if os.path.exists(vgg_file) or not found_checkpoints:
+        return load_vgg(settings, with_fc=not found_checkpoints)  # a checkpoint brings conv6 and conv7
+    newest, saved_shapes = session.newest_listable(found_checkpoints)
+    record = model_record.read(settings.logs_dir) or {}
+    mean_pixel = np.array(record.get("mean_pixel", matconvnet.IMAGENET_MEAN_PIXEL))
+    print("No %s: VGG shapes from %s, mean pixel %s" % (vgg_file, newest, mean_pixel))
+    return graphs.vgg_shapes_from_checkpoint(saved_shapes), mean_pixel
+
+
+def restore(sess, pretrained, saver, found_checkpoints, logs_dir, fresh="starting from the VGG weights",
+            init_checkpoint=None):
+    """session.restore_or_initialize, saying what happens when there is no checkpoint, or when logs_dir's own
+    checkpoint wins over init_checkpoint."""
+    if found_checkpoints and init_checkpoint:
+        print("Using the checkpoints in %s: --init_checkpoint=%s is not used" % (logs_dir, init_checkpoint))
+    if not found_checkpoints:
+        print("No checkpoint in %s: %s" % (logs_dir, fresh))
+    return session.restore_or_initialize(sess, pretrained, saver, found_checkpoints, init_checkpoint)
+
+
+def compute_precision(settings):
+    """The precision the run computes in ("float32", "float16", "bfloat16"): float32, or with --mixed_precision
+    what this machine computes fast (precision.mixed_precision_type; a line says when that is float32). Export
+    writes a bfloat16 SavedModel wherever it runs."""
+    if not settings.mixed_precision or settings.mode == "export":
+        return BFLOAT16 if settings.mixed_precision else FLOAT32
+    chosen, note = mixed_precision_type(bool(tf.config.list_physical_devices("GPU")))
+    if note:
+        print(note)
+    return chosen
