@@ -125,8 +125,9 @@ def run_evaluate(settings, found_checkpoints):
 def run_predict(settings, found_checkpoints):
     classes = model_classes(settings, open_dataset(settings), found_checkpoints)
     sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
+    class_names, palette = datasets.for_pictures(classes)
     with sess:
-        skipped = predictions.predict_mode(sess, predictor, settings.input, settings.output_dir, classes.palette)
+        skipped = predictions.predict_mode(sess, predictor, settings.input, settings.output_dir, palette, class_names)
     return PREDICT_SKIPPED_STATUS if skipped else 0
 
 
