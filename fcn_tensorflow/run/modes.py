@@ -158,8 +158,7 @@ def list_data(dataset, required_splits=scene_parsing.SPLITS):
     the VGG file is read."""
     print("Setting up image reader...")
     train_records, valid_records = dataset.list_pairs(required_splits)
-    print(len(train_records))
-    print(len(valid_records))
+    print("%d training and %d validation image/annotation pairs" % (len(train_records), len(valid_records)))
     return train_records, valid_records
 
 
@@ -177,13 +176,16 @@ def model_classes(settings, dataset, found_checkpoints):
 
 
 def reader_options(settings, dataset, classes):
+    """BatchDatset's options; only the training reader says when an epoch ends (training_reader_options)."""
     return {"resize": True, "resize_size": settings.image_size, "num_classes": classes.num_classes,
-            "ignore_label": classes.ignore_label, "label_colors": dataset.label_colors()}
+            "ignore_label": classes.ignore_label, "label_colors": dataset.label_colors(),
+            "threads": settings.reader_threads, "report_epochs": False}
 
 
 def training_reader_options(settings, options, mean_pixel):
-    """The reader_options `options`, and with --augment the random mirror, scale and crop: the training split
-    only."""
+    """The reader_options `options` with a line at the end of each epoch, and with --augment the random mirror,
+    scale and crop: the training split only."""
+    options = dict(options, report_epochs=True)
     if not settings.augment:
         return options
     return dict(options, augment=augment.Augmentation(settings.image_size, augment.scale_range(settings.scale_range),
@@ -249,7 +251,9 @@ def vgg_unless_restored(settings, found_checkpoints):
     newest, saved_shapes = session.newest_listable(found_checkpoints)
     record = model_record.read(settings.logs_dir) or {}
     mean_pixel = np.array(record.get("mean_pixel", matconvnet.IMAGENET_MEAN_PIXEL))
-    print("No %s: VGG shapes from %s, mean pixel %s" % (vgg_file, newest, mean_pixel))
+    print("Restoring every weight from %s, so no VGG file is needed: VGG shapes from the checkpoint, mean pixel (%s) "
+          "%s" % (newest, ", ".join("%.2f" % value for value in mean_pixel),
+                  "from model.json" if "mean_pixel" in record else "(the beta16 file's ImageNet mean)"))
     return graphs.vgg_shapes_from_checkpoint(saved_shapes), mean_pixel
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fcn_tensorflow.data import augment
 from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import reader as dataset
 
@@ -66,10 +67,46 @@ def test_epochs_keep_the_listed_order_first_then_shuffle_and_drop_the_tail(numbe
             images, _ = reader.next_batch(2)
             seen += values(images)
         assert reader.epochs_completed == 1 and reader.batch_offset == 4
-        assert "****************** Epochs completed: 1******************" in capsys.readouterr().out
+        assert capsys.readouterr().out.splitlines() == ["Epochs completed: 1"]
         assert len(set(seen)) == 4  # one epoch: each record at most once, the fifth is the dropped tail
         reader.next_batch(2)
         assert reader.epochs_completed == 2
+
+
+def test_a_reader_told_not_to_report_epochs_prints_nothing_at_their_end(numbered, capsys):
+    with make_reader(numbered, report_epochs=False) as reader:
+        for _ in range(5):
+            reader.next_batch(2)
+        assert reader.epochs_completed == 2 and capsys.readouterr().out == ""
+
+
+def test_usable_cores_are_the_affinity_else_the_cpu_count(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert dataset.usable_cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 7)
+    assert dataset.usable_cores() == 7
+    with make_reader([]) as reader:
+        assert len(reader._threads) == 7
+
+
+def test_batches_are_the_same_whatever_the_number_of_threads(tmp_path):
+    """Epoch order, shuffles, augmentation and bad pairs skipped: one thread and five give the same batches."""
+    records = [write_pair(tmp_path, "pair%d" % index, 10 * index, image_size=(24 + index, 16)) for index in range(11)]
+    open(records[4]["image"], "wb").close()  # a bad pair, skipped in every epoch
+    read = {}
+    for threads in (1, 5):
+        np.random.seed(3)
+        options = dict(threads=threads, max_bad_fraction=0.5,
+                       augment=augment.Augmentation(SIZE, (0.5, 2.0), np.zeros(3), seed=1))
+        with make_reader(records, **options) as reader:
+            assert len(reader._threads) == threads
+            read[threads] = ([reader.next_batch(3) for _ in range(9)] + [reader.get_random_batch(4)]
+                             + list(reader.batches(3)))
+    assert len(read[1]) == len(read[5]) == 14
+    for (images1, labels1), (images5, labels5) in zip(read[1], read[5]):
+        np.testing.assert_array_equal(images1, images5)
+        np.testing.assert_array_equal(labels1, labels5)
 
 
 def test_reset_batch_offset_and_random_batch(numbered):
