@@ -151,7 +151,7 @@ def predict_mode(sess, predictor, input_path, output_dir, palette, class_names):
                                 ("_overlay", pictures.overlay(image, labels, palette))):
             pictures.save_image(pictures.with_legend(picture, [labels], palette, class_names), output_dir,
                                 stem + suffix)
-        print("Saved %s" % os.path.join(output_dir, stem + ".png"))
+        print("Saved %s.png, %s_color.png and %s_overlay.png in %s" % (stem, stem, stem, output_dir))
     print("Predicted %d of %d images into %s" % (len(files) - len(skipped), len(files), output_dir)
           + ("; skipped %d: %s" % (len(skipped), ", ".join(skipped)) if skipped else ""))
     return skipped

@@ -290,10 +290,11 @@ def test_evaluate_runs_images_of_the_same_padded_size_as_one_batch(trained_flags
     np.testing.assert_array_equal(together[2], expected[2])  # the largest image has no padding of its own
 
 
-def test_predict_pictures_have_a_legend_of_the_classes_in_that_image(trained_flags, run_fcn, tmp_path):
+def test_predict_pictures_have_a_legend_of_the_classes_in_that_image(trained_flags, run_fcn, tmp_path, capsys):
     sizes = write_mixed_images(str(tmp_path / "photos"))
     output_dir = str(tmp_path / "out")
     run_fcn("predict", input=str(tmp_path / "photos"), output_dir=output_dir, **trained_flags)
+    assert "Saved gray.png, gray_color.png and gray_overlay.png in %s" % output_dir in capsys.readouterr().out
     palette, names = scene_parsing.ade20k_palette(), scene_parsing.ade20k_class_names()
     for stem, (height, width) in sizes.items():
         labels = imageio.imread(os.path.join(output_dir, stem + ".png"))
