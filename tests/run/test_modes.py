@@ -93,7 +93,7 @@ def test_init_checkpoint_starts_a_new_model_from_another_s_matching_variables(tr
 
 
 def test_only_the_training_split_is_augmented(fcn_flags):
-    settings = Settings(augment=True, seed=5, scale_range=["0.75", "1.5"], image_size=32)
+    settings = Settings(augment=True, seed=5, scale_range=["0.75", "1.5"], image_size=32, reader_threads=1)
     dataset = datasets.open_dataset("ade20k", fcn_flags["data_dir"])
     options = modes.reader_options(settings, dataset, datasets.Classes(151, None, None, None))
     training = modes.training_reader_options(settings, options, np.array([1.0, 2.0, 3.0]))
