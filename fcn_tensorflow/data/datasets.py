@@ -1,7 +1,7 @@
 """The datasets FCN.py reads (--dataset): for each, how its pairs are listed, its classes and colours, its
 ignore label and which class its scores leave out.
 
-- ade20k: MIT Scene Parsing, listed by read_MITSceneParsingData.read_dataset; 151 classes, 0 ("other") not scored.
+- ade20k: MIT Scene Parsing, listed by scene_parsing.read_dataset; 151 classes, 0 ("other") not scored.
 - voc: PASCAL VOC 2012 as its tar extracts (VOCdevkit/VOC2012/), with SBD (--sbd_dir) the 10,582-image
   "train_aug" training set; 21 classes, background scored, 255 ignored.
 - folder: your pairs in the ADE20K layout or in --train_list/--val_list; classes in classes.txt or classes.csv.

@@ -1,5 +1,5 @@
 """The training loop with its validation points, and the visualize mode: what runs on the training graph
-(graphs.build_model). The bodies take what they need as arguments; modes.py reads the flags and calls them."""
+(graphs.build_model). The bodies take what they need as arguments; modes.py reads the settings and calls them."""
 import collections
 import datetime
 import time

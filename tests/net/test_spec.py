@@ -1,7 +1,5 @@
 """spec.py: the checkpoint names it gives are those of the variables the network builds, for every head; it loads
 no TensorFlow (the command line reads it first)."""
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
@@ -9,7 +7,7 @@ import tensorflow as tf
 from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.net import graphs
 from fcn_tensorflow.net import spec
-from tests.helpers import MODEL_URL, NARROW_FC, PROJECT_DIR
+from tests.helpers import TENSORFLOW_LOADED, run_python, MODEL_URL, NARROW_FC
 
 
 @pytest.mark.parametrize("head", spec.HEADS)
@@ -27,7 +25,5 @@ def test_the_names_are_the_network_s_variables(vgg_mat, head):
 
 
 def test_reading_the_spec_loads_no_tensorflow():
-    code = "import sys; from fcn_tensorflow.net import spec; print('tensorflow' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=PROJECT_DIR)
-    assert result.stdout.strip() == "False", result.stderr
+    words, stderr = run_python("from fcn_tensorflow.net import spec" + TENSORFLOW_LOADED)
+    assert words == ["False"], stderr

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from fcn_tensorflow.run import checkpoints
+from tests.helpers import TENSORFLOW_LOADED, run_python
 
 
 def touch_checkpoint(logs_dir, name):
@@ -49,10 +50,9 @@ def test_a_missing_or_damaged_state_file_still_finds_what_is_on_disk(tmp_path, s
 
 
 def test_listing_checkpoints_does_not_load_tensorflow():
-    code = "import sys, checkpoints; checkpoints.list_checkpoints('.'); print('tensorflow' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=os.path.dirname(checkpoints.__file__))
-    assert result.stdout.strip() == "False", result.stderr
+    words, stderr = run_python("from fcn_tensorflow.run import checkpoints, model_record; "
+                               "checkpoints.list_checkpoints('.'); model_record.read('.')" + TENSORFLOW_LOADED)
+    assert words == ["False"], stderr
 
 
 def test_remove_partial_saves(tmp_path, capsys):
