@@ -91,7 +91,6 @@ def run_visualize(settings, found_checkpoints):
     classes = model_classes(settings, dataset, found_checkpoints)
     precision = compute_precision(settings)
     model, _, _ = training_graph(settings, classes, precision, vgg=vgg_unless_restored(settings, found_checkpoints))
-    os.makedirs(settings.logs_dir, exist_ok=True)
     with session.make_session(settings.xla, precision) as sess, \
             reader.BatchDatset(valid_records, reader_options(settings, dataset, classes)) as validation_reader:
         restore(sess, model.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, settings.logs_dir)
