@@ -165,6 +165,8 @@ def settings_from(flag_values):
     record = model_record.read(values["logs_dir"])
     if record:
         given = {name for name in FLAG_NAMES if flag_values[name].present}
+        if values["mode"] == "train":  # training into a logs_dir of another model would overwrite it
+            model_record.check_against_data(record, values, given)
         values = model_record.apply(values, given, record, os.path.join(values["logs_dir"], model_record.MODEL_RECORD))
     if values["transpose_vgg_kernels"] is None:  # the original's checkpoints need it; the file's order is H, W, in, out
         values["transpose_vgg_kernels"] = values["head"] == "original"
@@ -214,7 +216,7 @@ def main(argv):
         settings = settings_from(FLAGS)
         found_checkpoints = checkpoints.list_checkpoints(settings.logs_dir)
         check_settings(settings, found_checkpoints)
-    except (UsageError, ValueError) as error:
+    except (UsageError, ValueError, datasets.DataError) as error:
         sys.exit("FCN.py: error: %s" % error)
     console.import_tensorflow_quietly()
     from fcn_tensorflow.run import modes  # loads TensorFlow, which waits until the flags are known to be good

@@ -79,6 +79,14 @@ class Dataset(object):
         count = num_classes or len(names)
         return Classes(count, *_padded(names, palette, count), self.ignore_label)
 
+    def stated_class_count(self, num_classes=None):
+        """The classes this data states: num_classes when given, else its class file's count (folder, arrays);
+        None when it states none (ADE20K's and VOC's are the dataset's own, not the data's)."""
+        files = {"folder": (CLASS_COLORS_FILE, CLASS_NAMES_FILE), "arrays": (CLASS_NAMES_FILE,)}.get(self.name, ())
+        if num_classes or not any(os.path.exists(os.path.join(self.source.data_dir, name)) for name in files):
+            return num_classes
+        return self.describe().num_classes
+
     def label_colors(self):
         """The (K, 3) colours of classes.csv that RGB annotations are mapped through (folder only), or None."""
         colors_path = os.path.join(self.source.data_dir, CLASS_COLORS_FILE)
@@ -302,12 +310,12 @@ def _open_array(path):
 def _arrays_classes(source, num_classes, ignore_label):
     names = _class_names_file(source.data_dir)
     if names is None and not num_classes:
-        num_classes = _array_class_count(source.data_dir, ignore_label)
+        num_classes = array_class_count(source.data_dir, ignore_label)
         print("%d classes, from the labels in %s (pass --num_classes to set it)" % (num_classes, source.data_dir))
     return _named_classes(names, None, num_classes, source.data_dir)
 
 
-def _array_class_count(data_dir, ignore_label, block=64):
+def array_class_count(data_dir, ignore_label, block=64):
     """The one-hot depth of the labels, or their largest value other than the ignore label, plus one. Read in
     blocks of a fresh memory map each, so memory stays flat however many labels there are."""
     largest = 0
