@@ -104,6 +104,7 @@ def test_training_other_data_into_a_logs_dir_of_another_class_count_is_refused(a
     assert contents(logs) == before  # checkpoints, the checkpoint state file and model.json; no training.lock
 
 
+@pytest.mark.slow
 def test_another_dataset_into_a_logs_dir_is_refused_naming_both(trained_logs, fcn_flags, run_fcn, tmp_path):
     """Old code: --dataset=arrays into a copy of ADE20K logs trained on with the 151 ADE20K classes, exit 0."""
     logs = logs_copy(trained_logs, tmp_path / "ade_logs")
@@ -129,7 +130,8 @@ def test_num_classes_other_than_the_model_s_is_refused_the_same_way(abc_model, r
     assert exit_info.value.code == refusal(logs, "a 3-class folder model (a, b, c)", "4 classes")
 
 
-@pytest.mark.parametrize("given", ["same flags", "no data flags", "no class file"])
+@pytest.mark.parametrize("given", ["same flags", pytest.param("no data flags", marks=pytest.mark.slow),
+                                   pytest.param("no class file", marks=pytest.mark.slow)])
 def test_resuming_the_same_model_still_works(abc_model, run_fcn, tmp_path, capsys, given):
     flags, logs_dir = abc_model
     logs = logs_copy(logs_dir, tmp_path / "logs")
