@@ -105,11 +105,11 @@ class TrainingLock(object):
 
     def __exit__(self, exc_type, *exc_info):
         self._file.seek(0)
-        self._file.truncate()  # an empty file: ended cleanly (the file stays, so nobody locks a deleted one)
+        self._file.truncate()  # an empty file: ended cleanly
         self._file.flush()
         nothing_written = exc_type is not None and set(os.listdir(self.logs_dir)) <= self._found | {LOCK_FILE}
         if nothing_written and self._made_file and fcntl:
-            os.remove(self.path)  # while locked: whoever opened it before waits for it, then sees it gone
+            os.remove(self.path)  # while locked: whoever opened it before fails to lock it, or sees it gone
         _unlock(self._file)
         self._file.close()
         if nothing_written and self._made_file and not fcntl and os.path.exists(self.path):
