@@ -84,7 +84,6 @@ class OneDevice(object):
 
     def training_lock(self, logs_dir):
         """The training lock of logs_dir (made if missing)."""
-        os.makedirs(logs_dir, exist_ok=True)
         return checkpoints.TrainingLock(logs_dir)
 
     def summary_writer(self, logs_dir, run, graph=None):

@@ -2,6 +2,7 @@
 (graphs.build_model). The bodies take what they need as arguments; modes.py reads the settings and calls them."""
 import collections
 import datetime
+import os
 import time
 
 import numpy as np
@@ -120,6 +121,7 @@ def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_n
     pred = sess.run(model.pred_annotation, feed_dict=feed(model, valid_images))
     valid_annotations = np.squeeze(valid_annotations, axis=3)
     pred = np.squeeze(pred, axis=3)
+    os.makedirs(logs_dir, exist_ok=True)  # only now: a visualize that failed before leaves no logs_dir behind
     for itr in range(batch_size):
         pictures.save_image(valid_images[itr], logs_dir, name="inp_" + str(5 + itr))
         pictures.save_image(valid_annotations[itr], logs_dir, name="gt_" + str(5 + itr))
