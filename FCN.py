@@ -35,6 +35,7 @@ MODE_HELP = {
     "export": "write a SavedModel to --export_dir",
 }
 
+DATA_MODES = ("train", "visualize", "evaluate")  # the modes that read --data_dir
 FLAGS = flags.FLAGS
 ABSL_FLAGS = frozenset(FLAGS)  # absl's own, defined before ours
 flags.DEFINE_integer("batch_size", 2, "batch size for training, per replica (the step's global batch is "
@@ -42,7 +43,8 @@ flags.DEFINE_integer("batch_size", 2, "batch size for training, per replica (the
 flags.DEFINE_string("logs_dir", "logs/", "path to logs directory (checkpoints, TensorBoard, pictures)")
 flags.DEFINE_string("data_dir", "Data_zoo/MIT_SceneParsing/", "path to dataset")
 flags.DEFINE_float("learning_rate", 1e-4, "Learning rate of --optimizer (> 0)")
-flags.DEFINE_string("model_dir", "Model_zoo/", "Path to vgg model mat")
+flags.DEFINE_string("model_dir", "Model_zoo/", "Path to vgg model mat: the folder holding it, or the .mat file "
+                    "itself")
 flags.DEFINE_bool("debug", False, "Debug mode: activation and gradient histograms in TensorBoard")
 flags.DEFINE_enum("mode", "train", list(MODE_HELP), "Mode: " + "; ".join("%s: %s" % item for item in MODE_HELP.items()))
 flags.DEFINE_integer("max_iteration", 100001, "number of training steps (the step count continues on resume)",
@@ -161,9 +163,14 @@ def settings_from(flag_values):
     """The run's Settings from parsed flags: those not given take what logs_dir/model.json records (a given one that
     shapes the network differently is a ValueError), then the defaults that depend on other flags."""
     values = {name: flag_values[name].value for name in FLAG_NAMES}
+    if os.path.exists(values["logs_dir"]) and not os.path.isdir(values["logs_dir"]):
+        raise UsageError("--logs_dir=%s is a file: it should be a folder (new, or holding the checkpoints)"
+                         % values["logs_dir"])
     record = model_record.read(values["logs_dir"])
     if record:
         given = {name for name in FLAG_NAMES if flag_values[name].present}
+        if values["mode"] == "train":  # training into a logs_dir of another model would overwrite it
+            model_record.check_against_data(record, values, given)
         values = model_record.apply(values, given, record, os.path.join(values["logs_dir"], model_record.MODEL_RECORD))
     if values["transpose_vgg_kernels"] is None:  # the original's checkpoints need it; the file's order is H, W, in, out
         values["transpose_vgg_kernels"] = values["head"] == "original"
@@ -177,6 +184,8 @@ def check_settings(settings, found_checkpoints):
     """Refuse, before TensorFlow is loaded, what cannot work with these settings."""
     datasets.check_options(settings.dataset, {name: getattr(settings, name)
                                               for name in ("sbd_dir", "train_list", "val_list")})
+    if settings.mode in DATA_MODES:
+        datasets.check_data_dir(settings.dataset, settings.data_dir, bool(settings.train_list or settings.val_list))
     if settings.init_checkpoint and not checkpoints.resolve_checkpoint(settings.init_checkpoint):
         raise UsageError("--init_checkpoint=%s is neither a checkpoint (its .index file) nor a folder holding one"
                          % settings.init_checkpoint)
@@ -184,6 +193,9 @@ def check_settings(settings, found_checkpoints):
         raise UsageError("--mode=predict needs --input=<image file or folder>")
     if settings.mode == "predict" and not os.path.exists(settings.input):
         raise UsageError("--input=%s does not exist" % settings.input)
+    if settings.mode == "predict" and os.path.exists(settings.output_dir) and not os.path.isdir(settings.output_dir):
+        raise UsageError("--output_dir=%s is a file: it should be a folder (new or not) for the predicted pictures"
+                         % settings.output_dir)
     if (settings.mode == "predict" and os.path.isdir(settings.input) and os.path.isdir(settings.output_dir)
             and os.path.samefile(settings.input, settings.output_dir)):
         raise UsageError("--output_dir is the --input folder: the label maps would overwrite PNG inputs")
@@ -209,7 +221,7 @@ def main(argv):
         settings = settings_from(FLAGS)
         found_checkpoints = checkpoints.list_checkpoints(settings.logs_dir)
         check_settings(settings, found_checkpoints)
-    except (UsageError, ValueError) as error:
+    except (UsageError, ValueError, datasets.DataError) as error:
         sys.exit("FCN.py: error: %s" % error)
     console.import_tensorflow_quietly()
     from fcn_tensorflow.run import modes  # loads TensorFlow, which waits until the flags are known to be good

@@ -53,4 +53,5 @@ test-all: venv
 	$(PY) -m pytest -q -n auto tests
 
 clean:
-	rm -rf $(DEMO) .pytest_cache __pycache__ tests/__pycache__ benchmark.json
+	rm -rf $(DEMO) .pytest_cache benchmark.json
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -49,6 +49,16 @@ def run_main(mode, **flags):
         FCN.FLAGS.unparse_flags()
 
 
+TENSORFLOW_LOADED = "; import sys; print('tensorflow' in sys.modules)"  # appended to run_python's code
+
+
+def run_python(code, *args):
+    """python -c code args... in a new process in the project folder; returns (its stdout's words, its stderr)."""
+    result = subprocess.run([sys.executable, "-c", code] + list(args), capture_output=True, text=True, timeout=120,
+                            cwd=PROJECT_DIR)
+    return result.stdout.split(), result.stderr
+
+
 def fcn_command(*args, env=None, timeout=300):
     """python FCN.py args... as a new process, in this environment but for TF_CPP_MIN_LOG_LEVEL (which FCN.py
     run in this process sets) and `env`; returns the CompletedProcess (text stdout and stderr)."""

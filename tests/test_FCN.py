@@ -78,17 +78,53 @@ USAGE_ERRORS = [  # flags -> words of the one line
 ]
 
 
-@pytest.mark.parametrize("argv, words", USAGE_ERRORS, ids=[" ".join(argv) for argv, _ in USAGE_ERRORS])
-def test_a_usage_error_is_one_line_before_tensorflow_loads(argv, words, tmp_path):
-    """`-X importtime` lists every module the process imported: TensorFlow must not be among them."""
-    result = subprocess.run([sys.executable, "-X", "importtime", os.path.join(PROJECT_DIR, "FCN.py"),
-                             "--logs_dir=%s" % (tmp_path / "logs")] + argv, capture_output=True, text=True, timeout=120)
+def assert_usage_error_before_tensorflow(argv, words):
+    """FCN.py argv exits 1 with one line holding `words`, before TensorFlow loads: `-X importtime` lists every
+    module the process imported, and TensorFlow must not be among them."""
+    result = subprocess.run([sys.executable, "-X", "importtime", os.path.join(PROJECT_DIR, "FCN.py")] + argv,
+                            capture_output=True, text=True, timeout=120)
     lines = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
     assert result.returncode == 1
-    assert len(lines) == 1 and lines[0].startswith("FCN.py: error: ") and words in lines[0], result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("FCN.py: error: ") and words in lines[0], lines
     assert result.stdout == ""
     imported = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
     assert not [name for name in imported if name == "tensorflow" or name.startswith("tensorflow.")]
+
+
+@pytest.mark.parametrize("argv, words", USAGE_ERRORS, ids=[" ".join(argv) for argv, _ in USAGE_ERRORS])
+def test_a_usage_error_is_one_line_before_tensorflow_loads(argv, words, tmp_path):
+    assert_usage_error_before_tensorflow(["--logs_dir=%s" % (tmp_path / "logs")] + argv, words)
+
+
+WRONG_KIND = [  # flags ({file} a file, {folder} a folder, {missing} nothing) -> the one line, after "FCN.py: error: "
+    (["--logs_dir={file}"], "--logs_dir={file} is a file: it should be a folder (new, or holding the checkpoints)"),
+    (["--dataset=folder", "--data_dir={folder}", "--train_list={folder}"],
+     "--train_list={folder} is a folder: it should be a text file of `image_path annotation_path` lines"),
+    (["--dataset=folder", "--data_dir={folder}", "--val_list={folder}"],
+     "--val_list={folder} is a folder: it should be a text file of `image_path annotation_path` lines"),
+    (["--mode=predict", "--input={folder}", "--output_dir={file}"],
+     "--output_dir={file} is a file: it should be a folder (new or not) for the predicted pictures"),
+    (["--dataset=folder", "--data_dir={missing}"],
+     "--data_dir={missing} does not exist: it should be the folder of your images/ and annotations/ (--dataset=folder)"),
+    (["--dataset=arrays", "--data_dir={missing}"], "--data_dir={missing} does not exist: it should be the folder of "
+     "train_images.npy, train_labels.npy, validation_images.npy and validation_labels.npy (--dataset=arrays)"),
+    (["--dataset=arrays", "--mode=evaluate", "--data_dir={file}"], "--data_dir={file} is a file: it should be the "
+     "folder of train_images.npy, train_labels.npy, validation_images.npy and validation_labels.npy (--dataset=arrays)"),
+]
+
+
+@pytest.mark.parametrize("argv, line", WRONG_KIND, ids=[" ".join(argv) for argv, _ in WRONG_KIND])
+def test_a_path_of_the_wrong_kind_is_one_line_naming_the_flag_and_what_it_should_be(argv, line, tmp_path):
+    """Old code: "model.json cannot be read (...): delete it" for a --logs_dir file, raw Errno lines after TensorFlow
+    loaded for the others, and "No image/annotation pairs in the training split" for a missing --data_dir."""
+    (tmp_path / "file").write_text("")
+    (tmp_path / "folder").mkdir()
+    paths = {name: str(tmp_path / name) for name in ("file", "folder", "missing")}
+    argv = [arg.format(**paths) for arg in argv]
+    if not any(arg.startswith("--logs_dir") for arg in argv):
+        argv.append("--logs_dir=%s" % (tmp_path / "logs"))
+    assert_usage_error_before_tensorflow(argv, "FCN.py: error: " + line.format(**paths))
+    assert not os.path.exists(tmp_path / "logs")
 
 
 def test_export_and_predict_usage_errors_are_one_line(trained_flags, tmp_path):

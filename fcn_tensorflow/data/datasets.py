@@ -1,7 +1,7 @@
 """The datasets FCN.py reads (--dataset): for each, how its pairs are listed, its classes and colours, its
 ignore label and which class its scores leave out.
 
-- ade20k: MIT Scene Parsing, listed by read_MITSceneParsingData.read_dataset; 151 classes, 0 ("other") not scored.
+- ade20k: MIT Scene Parsing, listed by scene_parsing.read_dataset; 151 classes, 0 ("other") not scored.
 - voc: PASCAL VOC 2012 as its tar extracts (VOCdevkit/VOC2012/), with SBD (--sbd_dir) the 10,582-image
   "train_aug" training set; 21 classes, background scored, 255 ignored.
 - folder: your pairs in the ADE20K layout or in --train_list/--val_list; classes in classes.txt or classes.csv.
@@ -30,6 +30,8 @@ CLASS_NAMES_FILE = "classes.txt"  # one name per line, line k = class k
 CLASS_COLORS_FILE = "classes.csv"  # name,r,g,b per line, line k = class k: colour masks
 ARRAY_PREFIXES = {"training": "train", "validation": "validation"}
 OPTION_DATASETS = {"sbd_dir": "voc", "train_list": "folder", "val_list": "folder"}  # the one dataset each is for
+LIST_FILE = "a text file of `image_path annotation_path` lines"
+OPTION_KINDS = {"sbd_dir": "the folder of the SBD release", "train_list": LIST_FILE, "val_list": LIST_FILE}
 
 # Where the pairs are: what the listings read besides the split (from the flags of the same names).
 Source = collections.namedtuple("Source", ["data_dir", "data_url", "timeout", "sbd_dir", "train_list", "val_list"])
@@ -38,12 +40,25 @@ Classes = collections.namedtuple("Classes", ["num_classes", "class_names", "pale
 
 
 def check_options(dataset, options):
-    """ValueError for a dataset option ({flag name: value}) given to another dataset, or naming nothing."""
+    """ValueError for a dataset option ({flag name: value}) given to another dataset, naming nothing, or naming a
+    file where a folder should be (or the reverse)."""
     for name, value in options.items():
         if value and OPTION_DATASETS[name] != dataset:
             raise ValueError("--%s is for --dataset=%s, not %s" % (name, OPTION_DATASETS[name], dataset))
         if value and not os.path.exists(value):
             raise ValueError("--%s=%s does not exist" % (name, value))
+        if value and os.path.isdir(value) != (name == "sbd_dir"):
+            raise ValueError("--%s=%s is a %s: it should be %s" % (name, value, "folder" if os.path.isdir(value)
+                                                                    else "file", OPTION_KINDS[name]))
+
+
+def check_data_dir(dataset, data_dir, listed=False):
+    """ValueError when data_dir is no folder and the dataset downloads nothing into it (folder, arrays); the pairs
+    of list files (listed) may lie anywhere."""
+    holds = KINDS[dataset].data_dir_holds
+    if holds and not listed and not os.path.isdir(data_dir):
+        raise ValueError("--data_dir=%s %s: it should be the folder of %s (--dataset=%s)"
+                         % (data_dir, "is a file" if os.path.exists(data_dir) else "does not exist", holds, dataset))
 
 
 class Dataset(object):
@@ -63,6 +78,14 @@ class Dataset(object):
         names, palette = self._kind.classes(self.source, num_classes, self.ignore_label)
         count = num_classes or len(names)
         return Classes(count, *_padded(names, palette, count), self.ignore_label)
+
+    def stated_class_count(self, num_classes=None):
+        """The classes this data states: num_classes when given, else its class file's count (folder, arrays);
+        None when it states none (ADE20K's and VOC's are the dataset's own, not the data's)."""
+        files = {"folder": (CLASS_COLORS_FILE, CLASS_NAMES_FILE), "arrays": (CLASS_NAMES_FILE,)}.get(self.name, ())
+        if num_classes or not any(os.path.exists(os.path.join(self.source.data_dir, name)) for name in files):
+            return num_classes
+        return self.describe().num_classes
 
     def label_colors(self):
         """The (K, 3) colours of classes.csv that RGB annotations are mapped through (folder only), or None."""
@@ -287,12 +310,12 @@ def _open_array(path):
 def _arrays_classes(source, num_classes, ignore_label):
     names = _class_names_file(source.data_dir)
     if names is None and not num_classes:
-        num_classes = _array_class_count(source.data_dir, ignore_label)
+        num_classes = array_class_count(source.data_dir, ignore_label)
         print("%d classes, from the labels in %s (pass --num_classes to set it)" % (num_classes, source.data_dir))
     return _named_classes(names, None, num_classes, source.data_dir)
 
 
-def _array_class_count(data_dir, ignore_label, block=64):
+def array_class_count(data_dir, ignore_label, block=64):
     """The one-hot depth of the labels, or their largest value other than the ignore label, plus one. Read in
     blocks of a fresh memory map each, so memory stays flat however many labels there are."""
     largest = 0
@@ -364,10 +387,12 @@ def _require_pairs(records, split, required_splits, where):
                         "--dataset." % (split, where))
 
 
-# Per dataset: its listing, its classes (names, colours), its own ignore label, the class its scores leave out.
-Kind = collections.namedtuple("Kind", ["list_pairs", "classes", "ignore_label", "unscored_class"])
-KINDS = {"ade20k": Kind(_list_ade20k, _ade20k_classes, None, 0),
-         "voc": Kind(list_voc, _voc_classes, VOC_IGNORE_LABEL, None),
-         "folder": Kind(list_folder, _folder_classes, None, None),
-         "arrays": Kind(list_arrays, _arrays_classes, None, None)}
+# Per dataset: its listing, its classes (names, colours), its own ignore label, the class its scores leave out, and
+# what its data_dir holds when nothing can be downloaded into it (None: the listing downloads what is missing).
+Kind = collections.namedtuple("Kind", ["list_pairs", "classes", "ignore_label", "unscored_class", "data_dir_holds"])
+KINDS = {"ade20k": Kind(_list_ade20k, _ade20k_classes, None, 0, None),
+         "voc": Kind(list_voc, _voc_classes, VOC_IGNORE_LABEL, None, None),
+         "folder": Kind(list_folder, _folder_classes, None, None, "your images/ and annotations/"),
+         "arrays": Kind(list_arrays, _arrays_classes, None, None, "train_images.npy, train_labels.npy, "
+                        "validation_images.npy and validation_labels.npy")}
 NAMES = tuple(KINDS)

@@ -72,7 +72,7 @@ def maybe_download_and_extract(dir_path, url_name, is_tarfile=False, is_zipfile=
     fails."""
     filepath = local_path(dir_path, url_name)
     if not os.path.exists(filepath):
-        created = _missing_folders(dir_path)
+        created = missing_folders(dir_path)
         os.makedirs(dir_path, exist_ok=True)
         try:
             download(url_name, filepath, timeout)
@@ -105,7 +105,7 @@ def ensure_extracted(data_dir, url, folder, timeout=DOWNLOAD_TIMEOUT):
     return path
 
 
-def _missing_folders(dir_path):
+def missing_folders(dir_path):
     """The folders os.makedirs(dir_path) would create, deepest first."""
     missing = []
     path = os.path.abspath(dir_path)

@@ -3,6 +3,8 @@
 `scipy.io.loadmat` gives `layers`, a (1, 43) array of 1x1 structs; a conv entry's first field is a 1x2
 cell (kernel (kh, kw, in, out), bias (1, out)), and `normalization[0][0][0]` is the mean image.
 """
+import os
+
 import numpy as np
 import scipy.io
 
@@ -42,11 +44,22 @@ def conv_shapes(widths=VGG19_WIDTHS, fc_width=4096, num_imagenet_classes=1000):
     return shapes
 
 
+def vgg_file(model_dir, model_url=MODEL_URL):
+    """The VGG file of --model_dir: model_dir itself when it names a file (a .mat), else model_url's file in it."""
+    if model_dir.endswith(".mat") or os.path.isfile(model_dir):
+        return model_dir
+    return downloads.local_path(model_dir, model_url)
+
+
 def get_model_data(dir_path, model_url=MODEL_URL, timeout=downloads.DOWNLOAD_TIMEOUT):
-    """The beta16 VGG file in dir_path as scipy.io.loadmat reads it, downloaded from model_url if absent."""
-    filepath = downloads.local_path(dir_path, model_url)
+    """The beta16 VGG file of dir_path (vgg_file) as scipy.io.loadmat reads it; downloaded from model_url into the
+    folder dir_path if absent, never into a file dir_path names."""
+    filepath = vgg_file(dir_path, model_url)
     try:
-        downloads.maybe_download_and_extract(dir_path, model_url, timeout=timeout)
+        if filepath != dir_path:
+            downloads.maybe_download_and_extract(dir_path, model_url, timeout=timeout)
+        elif not os.path.exists(filepath):
+            raise FileNotFoundError("no such file")
     except OSError as error:
         raise IOError("VGG weights not found at %s (%s). Download %s by hand and put it at that path, "
                       "or pass --model_dir." % (filepath, error, model_url))
@@ -88,7 +101,7 @@ def load_vgg(model_dir, model_url, transpose_kernels=True, fc_width=None, timeou
     weights, mean_pixel = vgg_weights_and_mean(model_data, CONV_LAYERS + (FC_LAYERS if fc_width else ()))
     if fc_width and weights["fc6"][0].shape[-1] != fc_width:
         print("conv6 and conv7 start at random: --fc_width=%d is not the width %d of fc6 and fc7 in %s"
-              % (fc_width, weights["fc6"][0].shape[-1], downloads.local_path(model_dir, model_url)))
+              % (fc_width, weights["fc6"][0].shape[-1], vgg_file(model_dir, model_url)))
         weights = {name: pair for name, pair in weights.items() if name not in FC_LAYERS}
     if transpose_kernels:
         weights = {name: (np.transpose(kernel, (1, 0, 2, 3)), bias) for name, (kernel, bias) in weights.items()}

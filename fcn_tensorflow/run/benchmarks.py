@@ -20,9 +20,8 @@ from fcn_tensorflow.net.spec import Net
 from fcn_tensorflow.run import predictions
 from fcn_tensorflow.run import session
 from fcn_tensorflow.run import training
-from fcn_tensorflow.run.precision import BFLOAT16, FLOAT32
+from fcn_tensorflow.run.precision import FLOAT32
 
-TF_TYPES = {FLOAT32: tf.float32, BFLOAT16: tf.bfloat16}
 
 
 def interleaved(runs, repeats, warmup):
@@ -51,7 +50,7 @@ def peak_runs(matmul_size, conv_shape, precisions):
     fetches, flops = {}, {"matmul": 2.0 * matmul_size ** 3, "conv": 2.0 * batch * side * side * 9 * channels ** 2}
     with graph.as_default():
         for precision in precisions:
-            dtype = TF_TYPES[precision]
+            dtype = tf.as_dtype(precision)
             a, b = (tf.Variable(tf.cast(tf.random.normal([matmul_size] * 2), dtype)) for _ in range(2))
             x = tf.Variable(tf.cast(tf.random.normal([batch, side, side, channels]), dtype))
             w = tf.Variable(tf.cast(tf.random.normal([3, 3, channels, channels]), dtype))

@@ -8,6 +8,8 @@ import glob
 import os
 import re
 
+from fcn_tensorflow.data import downloads
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -73,7 +75,8 @@ class TrainingLock(object):
     """One training per logs_dir: an OS lock on logs_dir/training.lock, which holds the owner's PID.
 
     The OS releases the lock when its process ends, however it ends; a PID left in the file by a killed
-    run is reported and taken over."""
+    run is reported and taken over. logs_dir is made if missing; a run that fails before it wrote anything
+    there takes back what it made (the lock file, the folders)."""
 
     def __init__(self, logs_dir):
         self.logs_dir = logs_dir
@@ -81,15 +84,14 @@ class TrainingLock(object):
         self._file = None
 
     def __enter__(self):
-        lock_file = open(self.path, "a+")
-        try:
-            _lock(lock_file)
-        except OSError:
-            lock_file.seek(0)
-            owner = lock_file.read().strip() or "unknown"
-            lock_file.close()
-            raise LockedError("another training (PID %s) is using %s; wait for it to end, stop it, or pass another "
-                              "--logs_dir" % (owner, self.logs_dir))
+        self._made_folders = downloads.missing_folders(self.logs_dir)
+        while True:
+            os.makedirs(self.logs_dir, exist_ok=True)
+            self._made_file = not os.path.exists(self.path)
+            self._found = set(os.listdir(self.logs_dir))
+            lock_file = _open_locked(self.path, self.logs_dir)
+            if lock_file:
+                break
         lock_file.seek(0)
         left = lock_file.read().strip()
         if left:
@@ -101,12 +103,47 @@ class TrainingLock(object):
         self._file = lock_file
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, *exc_info):
         self._file.seek(0)
-        self._file.truncate()  # an empty file: ended cleanly (the file stays, so nobody locks a deleted one)
+        self._file.truncate()  # an empty file: ended cleanly
         self._file.flush()
+        nothing_written = exc_type is not None and set(os.listdir(self.logs_dir)) <= self._found | {LOCK_FILE}
+        if nothing_written and self._made_file and fcntl:
+            os.remove(self.path)  # while locked: whoever opened it before fails to lock it, or sees it gone
         _unlock(self._file)
         self._file.close()
+        if nothing_written and self._made_file and not fcntl and os.path.exists(self.path):
+            os.remove(self.path)  # Windows removes no open file
+        if nothing_written:
+            for folder in self._made_folders:
+                if not os.listdir(folder):
+                    os.rmdir(folder)
+
+
+def _open_locked(path, logs_dir):
+    """path opened and locked; None when it was removed meanwhile (by a run that failed before writing anything),
+    so the caller makes it again; LockedError when another process holds it."""
+    try:
+        lock_file = open(path, "a+")
+    except FileNotFoundError:  # logs_dir itself was taken back
+        return None
+    try:
+        _lock(lock_file)
+    except OSError:
+        lock_file.seek(0)
+        owner = lock_file.read().strip() or "unknown"
+        lock_file.close()
+        raise LockedError("another training (PID %s) is using %s; wait for it to end, stop it, or pass another "
+                          "--logs_dir" % (owner, logs_dir))
+    try:
+        same = os.path.samestat(os.fstat(lock_file.fileno()), os.stat(path))
+    except FileNotFoundError:
+        same = False
+    if not same:
+        _unlock(lock_file)
+        lock_file.close()
+        return None
+    return lock_file
 
 
 def _lock(lock_file):

@@ -84,7 +84,6 @@ class OneDevice(object):
 
     def training_lock(self, logs_dir):
         """The training lock of logs_dir (made if missing)."""
-        os.makedirs(logs_dir, exist_ok=True)
         return checkpoints.TrainingLock(logs_dir)
 
     def summary_writer(self, logs_dir, run, graph=None):
@@ -234,7 +233,7 @@ def local_variable(name):
 
 def shard(records, worker_index, num_workers):
     """Every num_workers-th record from worker_index on, in the order of the files: the workers' shards split the
-    listing, each record in one, however each machine's listing was shuffled (read_MITSceneParsingData shuffles it).
+    listing, each record in one, however each machine's listing was shuffled (scene_parsing shuffles it).
     Each worker's reader shuffles its shard every epoch, and its batch is split between its replicas."""
     in_file_order = sorted(records, key=lambda record: (record["image"], record.get("index", 0)))
     return in_file_order[worker_index::num_workers]

@@ -71,3 +71,44 @@ def classes(record, ignore_label):
         return None
     return datasets.Classes(record["num_classes"], record["class_names"], np.array(record["palette"], np.uint8),
                             ignore_label)
+
+
+def check_against_data(record, values, given):
+    """check_same_model for a training with the flag `values` ({name: value}) before the record is applied, `given`
+    those on the command line: the dataset given (else the record's), the classes the data states (its class file,
+    --num_classes) or its labels need (arrays without class file). A plain resume passes: the record decides."""
+    name = values["dataset"] if "dataset" in given else record.get("dataset", values["dataset"])
+    ignore_label = values["ignore_label"] if "ignore_label" in given else record.get("ignore_label")
+    dataset = datasets.open_dataset(name, values["data_dir"], train_list=values["train_list"],
+                                    val_list=values["val_list"], ignore_label=ignore_label)
+    stated = dataset.stated_class_count(values["num_classes"] if "num_classes" in given else None)
+    labels_count = None
+    if stated is None and name == "arrays" and os.path.isdir(values["data_dir"]):
+        labels_count = datasets.array_class_count(values["data_dir"], dataset.ignore_label)
+    check_same_model(record, values["logs_dir"], name, stated, labels_count)
+
+
+def check_same_model(record, logs_dir, dataset, stated_count=None, labels_count=None):
+    """ValueError when logs_dir's model.json records another model than this run's data has: another dataset, or
+    another class count than the data states (stated_count), or fewer classes than its labels need (labels_count:
+    more are fine, a model trained with a larger --num_classes). Training on would overwrite that model."""
+    recorded = record.get("num_classes")
+    if record.get("dataset") and dataset != record["dataset"]:
+        this_run = "%s data" % dataset
+    elif recorded and stated_count and stated_count != recorded:
+        this_run = "%d classes" % stated_count
+    elif recorded and labels_count and labels_count > recorded:
+        this_run = "labels of %d classes" % labels_count
+    else:
+        return
+    raise ValueError("%s holds %s; this run has %s: use another --logs_dir, or --init_checkpoint=%s to start from it"
+                     % (logs_dir, described(record), this_run, logs_dir))
+
+
+def described(record, names_shown=5):
+    """"a 3-class folder model (a, b, c)": the class count, dataset and first class names a record holds."""
+    names = record.get("class_names") or []
+    shown = list(names[:names_shown]) + (["..."] if len(names) > names_shown else [])
+    return "a %s%smodel%s" % ("%d-class " % record["num_classes"] if "num_classes" in record else "",
+                              record["dataset"] + " " if record.get("dataset") else "",
+                              " (%s)" % ", ".join(shown) if shown else "")

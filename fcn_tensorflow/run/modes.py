@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from fcn_tensorflow.data import augment
 from fcn_tensorflow.data import datasets
-from fcn_tensorflow.data import downloads
 from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data import reader
 from fcn_tensorflow.data import scene_parsing
@@ -91,7 +90,6 @@ def run_visualize(settings, found_checkpoints):
     classes = model_classes(settings, dataset, found_checkpoints)
     precision = compute_precision(settings)
     model, _, _ = training_graph(settings, classes, precision, vgg=vgg_unless_restored(settings, found_checkpoints))
-    os.makedirs(settings.logs_dir, exist_ok=True)
     with session.make_session(settings.xla, precision) as sess, \
             reader.BatchDatset(valid_records, reader_options(settings, dataset, classes)) as validation_reader:
         restore(sess, model.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, settings.logs_dir)
@@ -245,7 +243,7 @@ def vgg_unless_restored(settings, found_checkpoints):
     """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes from
     that checkpoint and the mean pixel model.json records (the beta16 file's ImageNet mean for a logs_dir of the
     original, which has none), so a trained model needs no 510 MB file."""
-    vgg_file = downloads.local_path(settings.model_dir, settings.model_url)
+    vgg_file = matconvnet.vgg_file(settings.model_dir, settings.model_url)
     if os.path.exists(vgg_file) or not found_checkpoints:
         return load_vgg(settings, with_fc=not found_checkpoints)  # a checkpoint brings conv6 and conv7
     newest, saved_shapes = session.newest_listable(found_checkpoints)

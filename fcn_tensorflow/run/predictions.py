@@ -1,6 +1,6 @@
 """What the trained network's labels are put to: scored over the validation split (evaluate), written as label
 maps and pictures (predict), served from a SavedModel (export). The bodies take what they need as arguments;
-modes.py reads the flags and calls them."""
+modes.py reads the settings and calls them."""
 import json
 import os
 
@@ -24,8 +24,8 @@ def predict_labels(sess, predictor, image):
 
 def network_predictions(sess, predictor, records, options, native_size=False):
     """(annotation, prediction) of each validation record, predicted at the annotation's own size; a pair that
-    cannot be used (see BatchDatsetReader.load_pair with `options`) is skipped with a line, and more of them than
-    BatchDatsetReader.check_bad_fraction allows stop the run.
+    cannot be used (see reader.load_pair with `options`) is skipped with a line, and more of them than
+    reader.check_bad_fraction allows stop the run.
 
     Images the network sees at the same size run as one batch (in the order of their sizes): of the same size,
     or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32."""

@@ -1,5 +1,5 @@
 """The training loop with its validation points, and the visualize mode: what runs on the training graph
-(graphs.build_model). The bodies take what they need as arguments; modes.py reads the flags and calls them."""
+(graphs.build_model). The bodies take what they need as arguments; modes.py reads the settings and calls them."""
 import collections
 import datetime
 import os
@@ -121,6 +121,7 @@ def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_n
     pred = sess.run(model.pred_annotation, feed_dict=feed(model, valid_images))
     valid_annotations = np.squeeze(valid_annotations, axis=3)
     pred = np.squeeze(pred, axis=3)
+    os.makedirs(logs_dir, exist_ok=True)  # only now: a visualize that failed before leaves no logs_dir behind
     for itr in range(batch_size):
         picture = pictures.side_by_side([valid_images[itr], valid_annotations[itr], pred[itr]], palette, class_names)
         written = [pictures.save_image(image, logs_dir, name="%s_%d" % (prefix, 5 + itr)) for prefix, image in

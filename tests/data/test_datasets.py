@@ -6,8 +6,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 
 import imageio.v2 as imageio
@@ -21,7 +19,7 @@ from fcn_tensorflow.data import reader as data_reader
 from fcn_tensorflow.data.reader import DataError
 from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import model_record
-from tests.helpers import MODEL_URL, NARROW_FC, PROJECT_DIR, command_flags, fcn_command, run_main
+from tests.helpers import TENSORFLOW_LOADED, run_python, MODEL_URL, NARROW_FC, command_flags, fcn_command, run_main
 
 NEW_SBD_IDS = ["2011_000001", "2011_000002"]
 
@@ -379,8 +377,6 @@ def test_a_voc_tar_with_a_member_outside_its_folder_is_refused(tmp_path, member)
 
 
 def test_listing_any_dataset_does_not_load_tensorflow():
-    code = ("import sys, demo_data, FCN; from fcn_tensorflow.data import datasets, demo, reader; "
-            "print('tensorflow' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=PROJECT_DIR)
-    assert result.stdout.strip() == "False", result.stderr
+    words, stderr = run_python("import demo_data, FCN; from fcn_tensorflow.data import datasets, demo, reader"
+                               + TENSORFLOW_LOADED)
+    assert words == ["False"], stderr

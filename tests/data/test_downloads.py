@@ -1,15 +1,13 @@
 """downloads.py: downloads served on 127.0.0.1 (whole, cut, silent), and archives that stay inside their folder."""
 import io
 import os
-import subprocess
-import sys
 import tarfile
 import zipfile
 
 import pytest
 
 from fcn_tensorflow.data import downloads
-from tests.helpers import PROJECT_DIR, UNREACHABLE, fcn_command, serve_directory, silent_server
+from tests.helpers import TENSORFLOW_LOADED, run_python, UNREACHABLE, fcn_command, serve_directory, silent_server
 
 
 def test_download_says_where_from_shows_progress_and_completes(tmp_path, capsys):
@@ -68,11 +66,9 @@ def test_a_refused_connection_names_the_reason(tmp_path):
 
 
 def test_downloading_does_not_load_tensorflow():
-    code = ("import sys; from fcn_tensorflow import console, pictures; from fcn_tensorflow.data import downloads, "
-            "matconvnet; print('tensorflow' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=PROJECT_DIR)
-    assert result.stdout.strip() == "False", result.stderr
+    words, stderr = run_python("from fcn_tensorflow import console, pictures; "
+                               "from fcn_tensorflow.data import downloads, matconvnet" + TENSORFLOW_LOADED)
+    assert words == ["False"], stderr
 
 
 # ---------------------------------------------------------------- extraction

@@ -1,4 +1,7 @@
 """matconvnet.py: the beta16 VGG19 layout as scipy reads it, with its fc layers, and the errors for other files."""
+import os
+import shutil
+
 import numpy as np
 import pytest
 import scipy.io
@@ -52,3 +55,16 @@ def test_a_cut_download_of_the_mat_says_where_to_put_it(tmp_path):
                                           "--model_dir"):
             matconvnet.get_model_data(str(dest), url + "/cut_" + MODEL_FILE)
     assert not dest.exists()
+
+
+def test_model_dir_may_name_the_file_itself(vgg_mat, tmp_path):
+    """Old code looked for <the file>/imagenet-vgg-verydeep-19.mat and tried to download it there."""
+    weights, mean_pixel = matconvnet.load_vgg(vgg_mat, MODEL_URL)
+    named = str(tmp_path / "my_vgg19.mat")
+    shutil.copy(os.path.join(vgg_mat, MODEL_FILE), named)
+    weights_of_file, mean_pixel_of_file = matconvnet.load_vgg(named, MODEL_URL)
+    assert sorted(weights_of_file) == sorted(weights)
+    np.testing.assert_array_equal(weights_of_file["conv1_1"][0], weights["conv1_1"][0])
+    np.testing.assert_array_equal(mean_pixel_of_file, mean_pixel)
+    assert matconvnet.vgg_file(named, MODEL_URL) == named
+    assert matconvnet.vgg_file(vgg_mat, MODEL_URL) == os.path.join(vgg_mat, MODEL_FILE)

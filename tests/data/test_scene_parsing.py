@@ -5,8 +5,6 @@ import ntpath
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from fcn_tensorflow.data import demo as demo_data
 from fcn_tensorflow.data import reader as dataset
 from fcn_tensorflow.data import scene_parsing
-from tests.helpers import PROJECT_DIR, serve_directory
+from tests.helpers import TENSORFLOW_LOADED, run_python, serve_directory
 
 
 @pytest.fixture
@@ -112,11 +110,9 @@ def test_an_old_pickle_is_never_loaded(data_dir, tmp_path, capsys):
 
 
 def test_listing_does_not_load_tensorflow(data_dir):
-    code = ("import sys, read_MITSceneParsingData as s; t, v = s.read_dataset(sys.argv[1]); "
-            "print(len(t), 'tensorflow' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code, data_dir], capture_output=True, text=True, timeout=60,
-                            cwd=PROJECT_DIR)
-    assert result.stdout.split()[-2:] == ["5", "False"], result.stderr
+    words, stderr = run_python("import sys, read_MITSceneParsingData as s; t, v = s.read_dataset(sys.argv[1]); "
+                               "print(len(t))" + TENSORFLOW_LOADED, data_dir)
+    assert words[-2:] == ["5", "False"], stderr
 
 
 def test_ade20k_names_and_palette():

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from fcn_tensorflow.run import checkpoints
+from tests.helpers import PROJECT_DIR, TENSORFLOW_LOADED, run_python
 
 
 def touch_checkpoint(logs_dir, name):
@@ -49,10 +50,9 @@ def test_a_missing_or_damaged_state_file_still_finds_what_is_on_disk(tmp_path, s
 
 
 def test_listing_checkpoints_does_not_load_tensorflow():
-    code = "import sys, checkpoints; checkpoints.list_checkpoints('.'); print('tensorflow' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=os.path.dirname(checkpoints.__file__))
-    assert result.stdout.strip() == "False", result.stderr
+    words, stderr = run_python("from fcn_tensorflow.run import checkpoints, model_record; "
+                               "checkpoints.list_checkpoints('.'); model_record.read('.')" + TENSORFLOW_LOADED)
+    assert words == ["False"], stderr
 
 
 def test_remove_partial_saves(tmp_path, capsys):
@@ -76,11 +76,33 @@ def test_one_lock_per_logs_dir(tmp_path):
         pass
 
 
+def test_a_lock_given_up_by_a_failure_before_anything_was_written_leaves_nothing_behind(tmp_path):
+    """Old code: the lock needed its folder made beforehand, and left training.lock behind in any case."""
+    new_dir = tmp_path / "new" / "logs"
+    with pytest.raises(RuntimeError):
+        with checkpoints.TrainingLock(str(new_dir)):
+            assert (new_dir / checkpoints.LOCK_FILE).exists()
+            raise RuntimeError("no data")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "model.ckpt-1.index").write_bytes(b"")
+    with pytest.raises(RuntimeError):
+        with checkpoints.TrainingLock(str(tmp_path / "old")):
+            os.remove(str(tmp_path / "old" / "model.ckpt-1.index"))  # removing (a partial save) adds nothing
+            raise RuntimeError("unreadable checkpoints")
+    assert os.listdir(str(tmp_path / "old")) == []
+    with pytest.raises(RuntimeError):
+        with checkpoints.TrainingLock(str(new_dir)):
+            (new_dir / "model.json").write_text("{}")
+            raise RuntimeError("failed while training")
+    assert sorted(os.listdir(str(new_dir))) == ["model.json", checkpoints.LOCK_FILE]  # training had started
+    assert (new_dir / checkpoints.LOCK_FILE).read_text() == ""
+
+
 def test_the_lock_of_a_killed_process_is_taken_over(tmp_path, capsys):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time, checkpoints\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fcn_tensorflow.run import checkpoints\n"
                                "lock = checkpoints.TrainingLock(sys.argv[1]).__enter__()\nprint('locked', flush=True)\n"
-                               "time.sleep(600)", str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                              cwd=os.path.dirname(checkpoints.__file__))
+                               "time.sleep(600)", str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=PROJECT_DIR)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(checkpoints.LockedError, match="PID %d" % holder.pid):

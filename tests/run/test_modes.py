@@ -41,6 +41,8 @@ def test_setup_faults_exit_with_a_message_not_a_traceback(fcn_flags, run_fcn, tm
         run_fcn("train", max_iteration=3, **flags)
     assert str(exit_info.value.code).startswith("FCN.py: error: ")
     assert re.search(words, exit_info.value.code)
+    if fault != "bad images":  # refused before training started: no logs_dir left behind (old code left one)
+        assert not os.path.exists(flags["logs_dir"])
 
 
 def test_evaluate_without_a_checkpoint_says_it_scores_the_untrained_network(fcn_flags, run_fcn, capsys):

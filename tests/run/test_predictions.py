@@ -167,27 +167,26 @@ def test_infer_size_sees_what_training_sees_and_resizes_scores_back(trained_flag
     np.testing.assert_array_equal(labels, expected)
 
 
-def test_a_trained_model_predicts_without_the_vgg_file(trained_flags, run_fcn, tmp_path, capsys):
+def assert_same_label_maps(run_fcn, tmp_path, first, second):
+    """Predict the same mixed images with the flags `first`, then `second`: the label maps are the same."""
     photos = str(tmp_path / "photos")
     sizes = write_mixed_images(photos)
-    run_fcn("predict", input=photos, output_dir=str(tmp_path / "with_file"), **trained_flags)
+    for name, flags in (("first", first), ("second", second)):
+        run_fcn("predict", input=photos, output_dir=str(tmp_path / name), **flags)
+    for stem in sizes:
+        np.testing.assert_array_equal(imageio.imread(str(tmp_path / "first" / (stem + ".png"))),
+                                      imageio.imread(str(tmp_path / "second" / (stem + ".png"))))
+
+
+def test_a_trained_model_predicts_without_the_vgg_file(trained_flags, run_fcn, tmp_path, capsys):
     without_file = dict(trained_flags, model_dir=str(tmp_path / "no_model"), model_url=MODEL_URL)
-    run_fcn("predict", input=photos, output_dir=str(tmp_path / "without_file"), **without_file)
+    assert_same_label_maps(run_fcn, tmp_path, trained_flags, without_file)
     assert "VGG shapes from" in capsys.readouterr().out
     assert not os.path.exists(without_file["model_dir"])
-    for stem in sizes:
-        np.testing.assert_array_equal(imageio.imread(str(tmp_path / "with_file" / (stem + ".png"))),
-                                      imageio.imread(str(tmp_path / "without_file" / (stem + ".png"))))
 
 
 def test_convs_as_matmul_off_predicts_the_same_labels(trained_flags, run_fcn, tmp_path):
-    photos = str(tmp_path / "photos")
-    sizes = write_mixed_images(photos)
-    run_fcn("predict", input=photos, output_dir=str(tmp_path / "matmul"), **trained_flags)
-    run_fcn("predict", input=photos, output_dir=str(tmp_path / "original"), convs_as_matmul=False, **trained_flags)
-    for stem in sizes:
-        np.testing.assert_array_equal(imageio.imread(str(tmp_path / "matmul" / (stem + ".png"))),
-                                      imageio.imread(str(tmp_path / "original" / (stem + ".png"))))
+    assert_same_label_maps(run_fcn, tmp_path, trained_flags, dict(trained_flags, convs_as_matmul=False))
 
 
 def test_export_serves_the_labels_predict_mode_writes(trained_flags, run_fcn, tmp_path):

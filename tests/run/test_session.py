@@ -185,6 +185,7 @@ def test_an_unreadable_checkpoint_is_one_line_on_the_console(trained_flags, tmp_
 
 def test_train_refuses_to_start_afresh_over_unreadable_checkpoints(trained_flags, run_fcn):
     os.remove(os.path.join(trained_flags["logs_dir"], "model.ckpt-0.index"))
+    os.remove(os.path.join(trained_flags["logs_dir"], checkpoints.LOCK_FILE))  # checkpoints from elsewhere: no lock
     path = spoil_checkpoint(trained_flags["logs_dir"], 1)
     before = {name: os.path.getmtime(name) for name in glob.glob(path + "*")}
     with pytest.raises(SystemExit) as exit_info:
@@ -194,6 +195,7 @@ def test_train_refuses_to_start_afresh_over_unreadable_checkpoints(trained_flags
     assert "move them out of %s to start afresh" % trained_flags["logs_dir"] in exit_info.value.code
     assert {name: os.path.getmtime(name) for name in glob.glob(path + "*")} == before
     assert checkpoints.list_checkpoints(trained_flags["logs_dir"]) == [path]
+    assert not os.path.exists(os.path.join(trained_flags["logs_dir"], checkpoints.LOCK_FILE))  # old code added one
 
 
 def test_train_resumes_from_an_older_readable_checkpoint_with_one_line_for_the_newer(fcn_flags, run_fcn, capsys):
