@@ -2,8 +2,8 @@
 
 Images come out as uint8 (N, H, W, 3), annotations as uint8 (N, H, W, 1) of class indices. Both are
 resized with nearest-neighbour interpolation, so labels never blend into classes that are not there.
-A record names files (an image; a label PNG of indices or colours, or an SBD .mat) or, with an 'index',
-one item of .npy arrays, read through a memory map.
+A record names files (an image; a label PNG of indices or colours, or an SBD .mat, read by labels.py) or, with
+an 'index', one item of .npy arrays, read through a memory map.
 
 Nothing is read up front: background threads read and resize the next few batches while the current
 step runs, so memory and start-up time do not grow with the dataset. A pair that cannot be used is
@@ -16,8 +16,8 @@ import threading
 import numpy as np
 from PIL import Image
 
-from fcn_tensorflow.data.errors import BadPairError, DataError  # noqa: F401 (re-exported)
-from fcn_tensorflow.data.labels import check_labels, labels_from_values, read_annotation  # noqa: F401 (re-exported)
+from fcn_tensorflow.data.errors import BadPairError, DataError
+from fcn_tensorflow.data.labels import check_labels, labels_from_values, read_annotation
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what the listings and predict mode take as images
 PREFETCH_BATCHES = 4  # batches read ahead while a step runs
