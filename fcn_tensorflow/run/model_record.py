@@ -83,12 +83,16 @@ def classes(record, ignore_label):
 def check_against_data(record, values, given):
     """check_same_model for a training with the flag `values` ({name: value}) before the record is applied, `given`
     those on the command line: the dataset given (else the record's), the classes the data states (its class file,
-    --num_classes) or its labels need (arrays without class file). A plain resume passes: the record decides."""
+    --num_classes, --label_values) or its labels need (arrays without class file). A plain resume passes: the record
+    decides."""
     name = values["dataset"] if "dataset" in given else record.get("dataset", values["dataset"])
     ignore_label = values["ignore_label"] if "ignore_label" in given else record.get("ignore_label")
     dataset = datasets.open_dataset(name, values["data_dir"], train_list=values["train_list"],
                                     val_list=values["val_list"], ignore_label=ignore_label)
     stated = dataset.stated_class_count(values["num_classes"] if "num_classes" in given else None)
+    label_values = values["label_values"] if "label_values" in given else record.get("label_values")
+    if stated is None and label_values:  # raw values such as 0/255: their count, not the largest one, is the classes'
+        stated = len(label_values)
     labels_count = None
     if stated is None and name == "arrays" and os.path.isdir(values["data_dir"]):
         labels_count = datasets.array_class_count(values["data_dir"], dataset.ignore_label)
