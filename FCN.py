@@ -15,6 +15,7 @@ from absl import flags
 
 from fcn_tensorflow import console
 from fcn_tensorflow.data import augment
+from fcn_tensorflow.data import class_weights
 from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data import reader
@@ -142,6 +143,44 @@ flags.DEFINE_string("sbd_dir", "", "voc: the SBD release (benchmark_RELEASE/data
 flags.DEFINE_string("train_list", "", "folder: a text file of `image_path annotation_path` lines (relative to "
                     "--data_dir) listing the training pairs")
 flags.DEFINE_string("val_list", "", "folder: the same for the validation pairs")
+
+
+# ---------------------------------------------------------------- flags: raw label values, class weights
+class WholeNumbersParser(flags.ListParser):
+    """A comma-separated list of whole numbers (--label_values)."""
+
+    def parse(self, argument):
+        try:
+            return [int(value) for value in super(WholeNumbersParser, self).parse(argument)]
+        except ValueError:
+            raise ValueError("expected whole numbers separated by commas, e.g. 0,255")
+
+    def flag_type(self):
+        return "list of whole numbers"
+
+
+flags.DEFINE(WholeNumbersParser(), "label_values", None,
+             "the annotations' raw label values in class order: value k of the list becomes class k (0/255 masks: "
+             "0,255); any other value but --ignore_label makes its pair bad. Recorded in model.json. Default: the "
+             "values are the class indices", serializer=flags.CsvListSerializer(","))
+flags.DEFINE_string("class_weights", "",
+                    "train: weight each pixel's loss by its class: median_frequency (Eigen & Fergus: the median class "
+                    "frequency / the class's frequency, over the training labels, ignore label excluded; a class "
+                    "without a pixel weighs 0) or a file of one weight a line. Recorded in model.json; a resumed run "
+                    "keeps them. Default: unweighted")
+flags.register_validator("label_values", lambda values: values is None or (
+    len(values) >= 2 and len(set(values)) == len(values) and min(values) >= 0),
+    "--label_values must be two or more different whole numbers >= 0, e.g. 0,255")
+flags.register_validator("class_weights", lambda value: value in ("", class_weights.MEDIAN_FREQUENCY)
+                         or os.path.isfile(value), "--class_weights must be median_frequency or a file of one weight "
+                         "a line")
+flags.register_multi_flags_validator(
+    ["label_values", "num_classes"], lambda values: not values["label_values"] or values["num_classes"] in (
+        None, len(values["label_values"])), "--num_classes must be the number of --label_values, or left out")
+flags.register_multi_flags_validator(
+    ["label_values", "ignore_label"], lambda values: values["ignore_label"] not in (values["label_values"] or [])
+    or values["label_values"].index(values["ignore_label"]) == values["ignore_label"],
+    "--ignore_label is one of --label_values, so it would be read as another class: list only the classes' values")
 
 FLAG_NAMES = tuple(name for name in FLAGS if name not in ABSL_FLAGS)  # ours: what a Settings holds
 

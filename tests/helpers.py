@@ -168,10 +168,12 @@ def write_mixed_images(folder):
     return {os.path.splitext(name)[0]: picture.size[::-1] for name, picture in pictures.items()}
 
 
-def spoil_first_training_image(data_dir):
-    path = sorted(glob.glob(os.path.join(data_dir, "ADEChallengeData2016", "images", "training", "*.jpg")))[0]
-    open(path, "wb").close()
-    return path
+def spoil_training_images(data_dir, count=3):
+    """Empty the first `count` training images (3: more than 2 bad pairs, enough to stop a run); returns them."""
+    paths = sorted(glob.glob(os.path.join(data_dir, "ADEChallengeData2016", "images", "training", "*.jpg")))[:count]
+    for path in paths:
+        open(path, "wb").close()
+    return paths
 
 
 def empty_validation_split(data_dir):

@@ -127,6 +127,19 @@ def test_a_path_of_the_wrong_kind_is_one_line_naming_the_flag_and_what_it_should
     assert not os.path.exists(tmp_path / "logs")
 
 
+@pytest.mark.parametrize("flags, words", [
+    ({"label_values": "0,x"}, "flag --label_values=0,x: expected whole numbers separated by commas, e.g. 0,255"),
+    ({"label_values": "255"}, "--label_values must be two or more different whole numbers >= 0"),
+    ({"label_values": "0,255", "num_classes": 3}, "--num_classes must be the number of --label_values"),
+    ({"label_values": "0,255", "ignore_label": 255}, "--ignore_label is one of --label_values"),
+    ({"class_weights": "no_such_file"}, "--class_weights must be median_frequency or a file of one weight a line"),
+])
+def test_label_values_and_class_weights_that_cannot_work_are_one_line(run_fcn, flags, words):
+    with pytest.raises(SystemExit) as exit_info:
+        run_fcn("train", **flags)
+    assert exit_info.value.code.startswith("FCN.py: error: ") and words in exit_info.value.code
+
+
 def test_export_and_predict_usage_errors_are_one_line(trained_flags, tmp_path):
     empty = dict(trained_flags, logs_dir=str(tmp_path / "empty"))
     (tmp_path / "taken").mkdir()

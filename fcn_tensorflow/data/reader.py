@@ -2,8 +2,8 @@
 
 Images come out as uint8 (N, H, W, 3), annotations as uint8 (N, H, W, 1) of class indices. Both are
 resized with nearest-neighbour interpolation, so labels never blend into classes that are not there.
-A record names files (an image; a label PNG of indices or colours, or an SBD .mat) or, with an 'index',
-one item of .npy arrays, read through a memory map.
+A record names files (an image; a label PNG of indices or colours, or an SBD .mat, read by labels.py) or, with
+an 'index', one item of .npy arrays, read through a memory map.
 
 Nothing is read up front: background threads read and resize the next few batches while the current
 step runs, so memory and start-up time do not grow with the dataset. A pair that cannot be used is
@@ -16,11 +16,15 @@ import threading
 
 import numpy as np
 from PIL import Image
-import scipy.io
+
+from fcn_tensorflow.data.errors import BadPairError, DataError
+from fcn_tensorflow.data.labels import check_labels, labels_from_values, read_annotation
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what the listings and predict mode take as images
 PREFETCH_BATCHES = 4  # batches read ahead while a step runs
-MAX_BAD_FRACTION = 0.01  # of the pairs listed: more bad ones than this stop a run (check_bad_fraction)
+MAX_BAD_FRACTION = 0.01  # of the pairs listed: more bad ones than this stop a run (check_bad_fraction)...
+MAX_BAD_PAIRS_SKIPPED = 2  # ... when there are also more than this many: one bad pair does not stop a small split
+MAX_CLASSES_NAMED = 10  # in the warning about the classes the first epoch has no pixel of
 
 
 def usable_cores():
@@ -28,62 +32,11 @@ def usable_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-class DataError(Exception):
-    """The data cannot be used as it is; the message says what to fix."""
-
-
-class BadPairError(Exception):
-    """One image/annotation pair that cannot be used: `path` names the file, `reason` what is wrong."""
-
-    def __init__(self, path, reason):
-        super(BadPairError, self).__init__("%s: %s" % (path, reason))
-        self.path, self.reason = path, reason
-
-
 def read_image(path):
     """An RGB uint8 (H, W, 3) array from any image file: grayscale repeated, alpha dropped, palette and CMYK
     converted."""
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def read_annotation(path, label_colors=None):
-    """A (H, W) array of class indices from a label file: a PNG's grey values or palette indices (VOC's), an RGB
-    PNG's colours looked up in label_colors ((K, 3) uint8, row k = class k; without it, the first channel), or
-    the GTcls.Segmentation of an SBD cls/<id>.mat."""
-    if path.lower().endswith(".mat"):
-        return read_sbd_segmentation(path)
-    with Image.open(path) as annotation:
-        labels = np.asarray(annotation)
-    if labels.ndim == 3 and label_colors is not None:
-        return labels_from_colors(labels[..., :3], label_colors, path)
-    if labels.ndim == 3:
-        labels = labels[..., 0]
-    return labels
-
-
-def read_sbd_segmentation(path):
-    """The class map of an SBD .mat (struct GTcls, field Segmentation); loadmat reads data only, never code."""
-    return np.asarray(scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)["GTcls"].Segmentation)
-
-
-def labels_from_colors(rgb, label_colors, path):
-    """(H, W) uint8 indices of an (H, W, 3) colour mask, colour label_colors[k] -> k; another colour makes the
-    pair bad."""
-    codes = _color_codes(rgb)
-    table = _color_codes(np.asarray(label_colors))
-    order = np.argsort(table)
-    position = np.minimum(np.searchsorted(table[order], codes), len(table) - 1)
-    unknown = table[order][position] != codes
-    if unknown.any():
-        color = tuple(int(value) for value in rgb[unknown][0])
-        raise BadPairError(path, "colour %s at %d pixels is not in classes.csv" % (color, np.sum(codes == codes[unknown][0])))
-    return order[position].astype(np.uint8)
-
-
-def _color_codes(rgb):
-    rgb = rgb.astype(np.int32)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
 
 def read_array_image(path, index):
@@ -167,28 +120,26 @@ def _read(read, source, *args):
         raise BadPairError(source, "%s (%s)" % (error, type(error).__name__))
 
 
-def check_labels(labels, source, num_classes, ignore_label=None):
-    """BadPairError naming the labels that are neither a class 0..num_classes-1 nor the ignore label."""
-    outside = (labels < 0) | (labels >= num_classes)
-    if ignore_label is not None:
-        outside &= labels != ignore_label
-    if outside.any():
-        bad = labels[outside]
-        raise BadPairError(source, "labels %d..%d outside 0..%d (%d classes)%s"
-                           % (bad.min(), bad.max(), num_classes - 1, num_classes,
-                              "" if ignore_label is None else " and not the ignore label %d" % ignore_label))
+def read_labels(record, num_classes=None, ignore_label=None, label_colors=None, label_values=None):
+    """The (H, W) class indices of a record's annotation, mapped through label_values when given (the raw value of
+    each class) and checked against num_classes (check_labels); BadPairError when they cannot be used."""
+    source = record_source(record, "annotation")
+    labels = _read(read_record_labels, source, record, label_colors, ignore_label)
+    if label_values:
+        labels = labels_from_values(labels, label_values, source, ignore_label)
+    if num_classes and labels.size:
+        check_labels(labels, source, num_classes, ignore_label)
+    return labels
 
 
-def load_pair(record, resize_size=None, num_classes=None, ignore_label=None, label_colors=None):
+def load_pair(record, resize_size=None, num_classes=None, ignore_label=None, label_colors=None, label_values=None):
     """(image, annotation (H, W, 1), warning or None) for one record; BadPairError if it cannot be used.
 
     An annotation of another size than its image is resized to the image's size, with a warning. Labels other
-    than the classes and the ignore label make the pair bad; resizing (nearest) keeps the ignore label."""
+    than the classes and the ignore label make the pair bad (read_labels); resizing (nearest) keeps the ignore
+    label."""
     image = _read(read_record_image, record_source(record, "image"), record)
-    labels = _read(read_record_labels, record_source(record, "annotation"), record, label_colors, ignore_label)
-    if num_classes and labels.size:
-        check_labels(labels, record_source(record, "annotation"), num_classes, ignore_label)
-    labels = labels.astype(np.uint8)
+    labels = read_labels(record, num_classes, ignore_label, label_colors, label_values).astype(np.uint8)
     warning = None
     if labels.shape != image.shape[:2]:
         warning = ("Warning: %s is %dx%d but its image is %dx%d: resized like the image"
@@ -201,9 +152,9 @@ def load_pair(record, resize_size=None, num_classes=None, ignore_label=None, lab
 
 
 def check_bad_fraction(num_bad, num_pairs, first_bad, max_fraction=MAX_BAD_FRACTION):
-    """DataError once more than max_fraction of num_pairs are bad: then the data as a whole is wrong, and a run
-    that skipped them would train or score on a part of it."""
-    if num_bad > max_fraction * num_pairs:
+    """DataError once more than max_fraction of num_pairs, and more than MAX_BAD_PAIRS_SKIPPED, are bad: then the
+    data as a whole is wrong, and a run that skipped them would train or score on a part of it."""
+    if num_bad > max_fraction * num_pairs and num_bad > MAX_BAD_PAIRS_SKIPPED:
         raise DataError("%d of %d image/annotation pairs are bad, more than %g%%; the first is %s. Something is "
                         "wrong with the data as a whole: check --data_dir."
                         % (num_bad, num_pairs, 100 * max_fraction, first_bad))
@@ -238,16 +189,19 @@ class BatchDatset(object):
         """records_list: dicts with 'image' and 'annotation' paths (and an 'index' when they are .npy arrays).
         image_options: {'resize': bool, 'resize_size': int} resize to a square of that size;
         'num_classes': labels must lie in 0..num_classes-1 or be 'ignore_label'; 'label_colors': (K, 3) colours
-        of classes 0..K-1 in RGB annotations; 'max_bad_fraction' (MAX_BAD_FRACTION): stop with a DataError once
-        more than this fraction of the pairs turned out bad; 'augment': called on each pair read, as
-        augment(image, annotation, (index, epoch), pad label) (see augment.Augmentation); 'threads' (usable_cores()):
-        threads reading ahead, which change nothing in the batches; 'report_epochs' (True): a line as epochs end."""
+        of classes 0..K-1 in RGB annotations; 'label_values': the raw label of each class (labels_from_values);
+        'max_bad_fraction' (MAX_BAD_FRACTION): stop with a DataError once more than this fraction of the pairs
+        turned out bad; 'augment': called on each pair read, as augment(image, annotation, (index, epoch), pad
+        label) (see augment.Augmentation); 'class_names': at the end of the first epoch, one warning names the
+        classes next_batch gave no pixel of (for the training split); 'threads' (usable_cores()): threads reading
+        ahead, which change nothing in the batches; 'report_epochs' (True): a line as epochs end."""
         self.files = records_list
         self.image_options = image_options or {}
         self.batch_offset = 0
         self.epochs_completed = 0
         self.bad_pairs = collections.OrderedDict()  # record index -> BadPairError, in the order found
         self._warned = set()  # warnings already printed, so each is printed once
+        self._class_pixels = None  # with 'class_names': the pixels of each class in the first epoch's batches
         self._order = list(range(len(records_list)))  # the first epoch keeps the listed order, as the original
         self._cursor = (0, self._order, 0)  # (epoch, order, position) of the next record to read ahead
         self._window = collections.deque()  # slots read ahead for next_batch, oldest first
@@ -261,7 +215,8 @@ class BatchDatset(object):
         resize_size = int(self.image_options["resize_size"]) if self.image_options.get("resize") else None
         image, annotation, warning = load_pair(self.files[index], resize_size, self.image_options.get("num_classes"),
                                                self.image_options.get("ignore_label"),
-                                               self.image_options.get("label_colors"))
+                                               self.image_options.get("label_colors"),
+                                               self.image_options.get("label_values"))
         augment = self.image_options.get("augment")
         if augment:  # labels are padded with the ignore label, or 0 where there is none
             image, annotation = augment(image, annotation, (index, epoch), self.image_options.get("ignore_label") or 0)
@@ -352,6 +307,8 @@ class BatchDatset(object):
             slot = self._window.popleft()
             if slot.epoch > self.epochs_completed:
                 images, annotations = [], []
+                if self.epochs_completed == 0:
+                    self._warn_of_absent_classes()
                 self.epochs_completed = slot.epoch
                 if self.image_options.get("report_epochs", True):
                     print("Epochs completed: %d" % self.epochs_completed)
@@ -360,8 +317,31 @@ class BatchDatset(object):
             if pair is not None:
                 images.append(pair[0])
                 annotations.append(pair[1])
+                if slot.epoch == 0:
+                    self._count_classes(pair[1])
         self._read_ahead(batch_size)
         return np.stack(images), np.stack(annotations)
+
+    def _count_classes(self, annotation):
+        if "class_names" in self.image_options:
+            counts = np.bincount(annotation.ravel(), minlength=256)[:len(self.image_options["class_names"])]
+            self._class_pixels = counts if self._class_pixels is None else self._class_pixels + counts
+
+    def _warn_of_absent_classes(self):
+        """One line naming the classes (the ignore label aside) the first epoch gave no pixel of: the network learns
+        never to predict them."""
+        if self._class_pixels is None:
+            return
+        names = self.image_options["class_names"]
+        absent = ["class %d (%s)" % (index, names[index]) for index in np.flatnonzero(self._class_pixels == 0)
+                  if index != self.image_options.get("ignore_label")]
+        if absent:
+            more = len(absent) - MAX_CLASSES_NAMED
+            print("Warning: %s%s %s no pixel in the first epoch's %d training pairs: the network learns never to "
+                  "predict %s. Check --num_classes, --ignore_label and --label_values."
+                  % (", ".join(absent[:MAX_CLASSES_NAMED]), " and %d more" % more if more > 0 else "",
+                     "has" if len(absent) == 1 else "have", len(self.files) - len(self.bad_pairs),
+                     "it" if len(absent) == 1 else "them"))
 
     def get_random_batch(self, batch_size):
         """batch_size pairs drawn with replacement (so the split may be smaller than the batch)."""

@@ -21,12 +21,12 @@ Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilit
 
 
 def build_model(weights, mean_pixel, net=Net(), training=Training(), palette=None):
-    """Placeholders, the FCN `net`, loss (without the pixels labelled training.ignore_label), training step and
-    summaries in the default graph (labels coloured with `palette`, by default ADE20K's). The step minimises
-    the loss plus training.weight_decay times the kernels' L2."""
+    """Placeholders, the FCN `net`, loss (without the pixels labelled training.ignore_label; weighted by
+    training.class_weights when given), training step and summaries in the default graph (labels coloured with
+    `palette`, by default ADE20K's). The step minimises the loss plus training.weight_decay times the kernels' L2."""
     keep_probability, image, annotation = training_inputs()
     pred_annotation, logits = network.inference(image, keep_probability, weights, mean_pixel, net)
-    loss = network.segmentation_loss(logits, annotation, training.ignore_label)
+    loss = network.segmentation_loss(logits, annotation, training.ignore_label, training.class_weights)
     global_step = tf.compat.v1.train.get_or_create_global_step()
     objective = loss + training.weight_decay * network.kernels_l2() if training.weight_decay else loss
     train_op = network.train(objective, tf.compat.v1.trainable_variables(), training, global_step, net.debug)

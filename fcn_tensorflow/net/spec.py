@@ -17,11 +17,12 @@ CLASS_SCORE_BIAS = dict({"original": SCOPE + "/b8"}, **{head: SCOPE + "/score_fr
 Net = collections.namedtuple("Net", ["num_classes", "fc_width", "head", "learn_upsampling", "convs_as_matmul",
                                      "debug"])
 Net.__new__.__defaults__ = (NUM_OF_CLASSESS, 4096, "original", True, True, False)
-# How the network trains: the optimizer's step, the loss's ignore label, and the precision it computes in
-# ("float32"; "float16": the optimizer scales the loss; "bfloat16": the session's rewrite does the rest).
+# How the network trains: the optimizer's step, the loss's ignore label, the precision it computes in
+# ("float32"; "float16": the optimizer scales the loss; "bfloat16": the session's rewrite does the rest), and the
+# loss's weight of each class (None: unweighted, the original's loss).
 Training = collections.namedtuple("Training", ["learning_rate", "optimizer", "momentum", "weight_decay",
-                                               "ignore_label", "precision"])
-Training.__new__.__defaults__ = (1e-4, "adam", 0.9, 0.0, None, "float32")
+                                               "ignore_label", "precision", "class_weights"])
+Training.__new__.__defaults__ = (1e-4, "adam", 0.9, 0.0, None, "float32", None)
 
 
 def variable_names(layer):

@@ -14,6 +14,10 @@ MODEL_RECORD = "model.json"
 # checkpoints), and those whose recorded value is the default of later runs.
 SHAPE_SETTINGS = ("fc_width", "head", "num_classes")
 DEFAULT_SETTINGS = ("image_size", "transpose_vgg_kernels", "learn_upsampling", "dataset", "ignore_label")
+# Recorded only when set (so a model.json without them reads as before), then the default of later runs too.
+OPTIONAL_SETTINGS = ("label_values",)
+# The loss's class weights (train --class_weights) and where they came from: a resumed run takes them from here.
+CLASS_WEIGHT_KEYS = ("class_weights", "class_weights_from")
 
 
 def read(logs_dir):
@@ -44,7 +48,7 @@ def apply(values, given, record, record_path):
     """The settings' `values` ({name: value}) with what `record` holds for those not `given` on the command line;
     ValueError for a given one that shapes the network differently than its checkpoints."""
     values = dict(values)
-    for name in SHAPE_SETTINGS + DEFAULT_SETTINGS:
+    for name in SHAPE_SETTINGS + DEFAULT_SETTINGS + OPTIONAL_SETTINGS:
         if name not in record:
             continue
         if name not in given:
@@ -57,9 +61,12 @@ def apply(values, given, record, record_path):
 
 def of_model(settings, mean_pixel, classes):
     """What model.json records of a new model: the settings of SHAPE_SETTINGS and DEFAULT_SETTINGS (the dataset
-    among them), the classes (count, names, colours, ignore label) and the mean pixel."""
+    among them) and those of OPTIONAL_SETTINGS that are set, the classes (count, names, colours, ignore label) and
+    the mean pixel."""
     record = {"mean_pixel": [float(value) for value in mean_pixel]}
     record.update((name, getattr(settings, name)) for name in SHAPE_SETTINGS + DEFAULT_SETTINGS)
+    record.update((name, getattr(settings, name, None)) for name in OPTIONAL_SETTINGS
+                  if getattr(settings, name, None) is not None)
     record.update({"num_classes": classes.num_classes, "ignore_label": classes.ignore_label,
                    "class_names": list(classes.class_names), "palette": classes.palette.tolist()})
     return record
@@ -76,12 +83,16 @@ def classes(record, ignore_label):
 def check_against_data(record, values, given):
     """check_same_model for a training with the flag `values` ({name: value}) before the record is applied, `given`
     those on the command line: the dataset given (else the record's), the classes the data states (its class file,
-    --num_classes) or its labels need (arrays without class file). A plain resume passes: the record decides."""
+    --num_classes, --label_values) or its labels need (arrays without class file). A plain resume passes: the record
+    decides."""
     name = values["dataset"] if "dataset" in given else record.get("dataset", values["dataset"])
     ignore_label = values["ignore_label"] if "ignore_label" in given else record.get("ignore_label")
     dataset = datasets.open_dataset(name, values["data_dir"], train_list=values["train_list"],
                                     val_list=values["val_list"], ignore_label=ignore_label)
     stated = dataset.stated_class_count(values["num_classes"] if "num_classes" in given else None)
+    label_values = values["label_values"] if "label_values" in given else record.get("label_values")
+    if stated is None and label_values:  # raw values such as 0/255: their count, not the largest one, is the classes'
+        stated = len(label_values)
     labels_count = None
     if stated is None and name == "arrays" and os.path.isdir(values["data_dir"]):
         labels_count = datasets.array_class_count(values["data_dir"], dataset.ignore_label)

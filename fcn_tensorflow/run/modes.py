@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from fcn_tensorflow.data import augment
+from fcn_tensorflow.data import class_weights
 from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data import reader
@@ -48,15 +49,17 @@ def run_train(settings, found_checkpoints):
         dataset = open_dataset(settings)
         train_records, valid_records = list_data(dataset)
         classes = model_classes(settings, dataset, found_checkpoints)
-        precision = compute_precision(settings)
-        model, saver, mean_pixel = training_graph(settings, classes, precision, cluster)
         options = reader_options(settings, dataset, classes)
+        weighting = loss_weights(settings, classes, train_records, options)
+        precision = compute_precision(settings)
+        model, saver, mean_pixel = training_graph(settings, classes, precision, cluster,
+                                                  weights_by_class=weighting.get("class_weights"))
         with cluster.session(settings.xla, precision) as sess, cluster.lost_workers_explained(), \
                 reader.BatchDatset(cluster.shard(train_records),
-                                   training_reader_options(settings, options, mean_pixel)) as train_reader, \
+                                   training_reader_options(settings, options, mean_pixel, classes)) as train_reader, \
                 reader.BatchDatset(valid_records, options) as validation_reader, \
                 reader.BatchDatset(valid_records[:settings.val_images], options) as curve_reader:
-            record = model_record.of_model(settings, mean_pixel, classes)
+            record = dict(model_record.of_model(settings, mean_pixel, classes), **weighting)
             cluster.start(sess, lambda: start_training(sess, model, saver, found_checkpoints, settings, record))
             curves = training.Curves(curve_reader, classes.num_classes, dataset.unscored_class(classes))
             training.train_mode(sess, model, saver, train_reader, validation_reader, settings.logs_dir,
@@ -78,8 +81,12 @@ def start_training(sess, model, saver, found_checkpoints, settings, record):
             raise
         raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
                                             "out of %s to start afresh" % (error, settings.logs_dir))
-    if model_record.read(settings.logs_dir) is None:
+    recorded = model_record.read(settings.logs_dir)
+    if recorded is None:
         model_record.write(settings.logs_dir, record)
+    elif record.get("class_weights") not in (None, recorded.get("class_weights")):  # other weights on resume
+        model_record.write(settings.logs_dir, dict(recorded, **{key: record[key]
+                                                                 for key in model_record.CLASS_WEIGHT_KEYS}))
 
 
 # ---------------------------------------------------------------- visualize
@@ -107,7 +114,7 @@ def run_evaluate(settings, found_checkpoints):
     unscored = dataset.unscored_class(classes)
     if settings.predictions_dir:
         saved = predictions.saved_predictions(settings.predictions_dir, records, classes.num_classes,
-                                              options["label_colors"], classes.ignore_label)
+                                              options["label_colors"], classes.ignore_label, options["label_values"])
         predictions.evaluate_mode(saved, len(records), settings.logs_dir, None, classes.class_names, unscored)
         return
     sess, predictor, checkpoint = inference_session(settings, found_checkpoints, classes)
@@ -164,7 +171,8 @@ def model_classes(settings, dataset, found_checkpoints):
     """The model's datasets.Classes: those logs_dir/model.json records, else the dataset's (with --num_classes);
     ValueError when the newest checkpoint scores another number of classes."""
     record = model_record.read(settings.logs_dir) or {}
-    classes = model_record.classes(record, dataset.ignore_label) or dataset.describe(settings.num_classes)
+    num_classes = settings.num_classes or (len(settings.label_values) if settings.label_values else None)
+    classes = model_record.classes(record, dataset.ignore_label) or dataset.describe(num_classes)
     saved_shape = session.checkpoint_variable_shape(found_checkpoints, CLASS_SCORE_BIAS[settings.head])
     if saved_shape and saved_shape[-1] != classes.num_classes:
         raise ValueError("%s is a model of %d classes, but this run builds %d (from model.json, --num_classes or the "
@@ -175,19 +183,48 @@ def model_classes(settings, dataset, found_checkpoints):
 
 def reader_options(settings, dataset, classes):
     """BatchDatset's options; only the training reader says when an epoch ends (training_reader_options)."""
+    label_colors = dataset.label_colors()
+    if settings.label_values and label_colors is not None:
+        raise ValueError("--label_values maps the values of index masks, but %s maps colours to classes: drop the "
+                         "flag" % datasets.CLASS_COLORS_FILE)
     return {"resize": True, "resize_size": settings.image_size, "num_classes": classes.num_classes,
-            "ignore_label": classes.ignore_label, "label_colors": dataset.label_colors(),
+            "ignore_label": classes.ignore_label, "label_colors": label_colors,
+            "label_values": tuple(settings.label_values) if settings.label_values else None,
             "threads": settings.reader_threads, "report_epochs": False}
 
 
-def training_reader_options(settings, options, mean_pixel):
-    """The reader_options `options` with a line at the end of each epoch, and with --augment the random mirror,
-    scale and crop: the training split only."""
-    options = dict(options, report_epochs=True)
+def training_reader_options(settings, options, mean_pixel, classes):
+    """The reader_options `options` with a line at the end of each epoch and the class names (a warning names the
+    classes the first epoch has no pixel of), and with --augment the random mirror, scale and crop: the training
+    split only."""
+    options = dict(options, report_epochs=True, class_names=list(classes.class_names))
     if not settings.augment:
         return options
     return dict(options, augment=augment.Augmentation(settings.image_size, augment.scale_range(settings.scale_range),
                                                       mean_pixel, settings.seed))
+
+
+def loss_weights(settings, classes, train_records, options):
+    """{"class_weights": a weight per class, "class_weights_from": their source} for the loss and model.json, or {}
+    (the unweighted loss). --class_weights=median_frequency counts the training labels once: a resumed run takes the
+    weights model.json recorded, as it does without the flag; a file is read each time. One line shows them."""
+    recorded = model_record.read(settings.logs_dir) or {}
+    source = settings.class_weights or recorded.get("class_weights_from")
+    if not source:
+        return {}
+    if "class_weights" in recorded and source == recorded.get("class_weights_from") and (
+            source == class_weights.MEDIAN_FREQUENCY or not settings.class_weights):
+        weights = recorded["class_weights"]
+        where = "%s, recorded in %s" % (source, os.path.join(settings.logs_dir, model_record.MODEL_RECORD))
+    elif source == class_weights.MEDIAN_FREQUENCY:
+        counts = class_weights.pixel_counts(train_records, classes.num_classes, classes.ignore_label,
+                                            options["label_colors"], options["label_values"])
+        weights = class_weights.median_frequency(counts).tolist()
+        where = "median frequency over %d training pairs" % counts.pairs
+    else:
+        weights, where = class_weights.read_weights_file(source, classes.num_classes), source
+    print(class_weights.describe(weights, classes.class_names, where))
+    return dict(zip(model_record.CLASS_WEIGHT_KEYS, (weights, source)))
 
 
 def load_vgg(settings, with_fc=True):
@@ -203,15 +240,18 @@ def network(settings, classes):
                settings.convs_as_matmul, settings.debug)
 
 
-def training_graph(settings, classes, precision=FLOAT32, cluster=distribute.OneDevice(), vgg=None):
+def training_graph(settings, classes, precision=FLOAT32, cluster=distribute.OneDevice(), vgg=None,
+                   weights_by_class=None):
     """The training graph of graphs.build_model (or its replicated twin, distribute.py) from `vgg`, the (weights,
-    mean pixel) of the VGG file by default; a Saver keeping 5 checkpoints; the mean pixel."""
+    mean pixel) of the VGG file by default, its loss weighted by weights_by_class when given; a Saver keeping 5
+    checkpoints; the mean pixel."""
     weights, mean_pixel = vgg or load_vgg(settings)
     description = cluster.describe(settings.batch_size)
     if description:
         print(description)
     how = Training(settings.learning_rate, settings.optimizer, settings.momentum, settings.weight_decay,
-                   classes.ignore_label, precision)
+                   classes.ignore_label, precision,
+                   tuple(weights_by_class) if weights_by_class else None)
     model = cluster.build_model(weights, mean_pixel, network(settings, classes), how,
                                 datasets.for_pictures(classes)[1])
     return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel

@@ -28,13 +28,17 @@ def network_predictions(sess, predictor, records, options, native_size=False):
     reader.check_bad_fraction allows stop the run.
 
     Images the network sees at the same size run as one batch (in the order of their sizes): of the same size,
-    or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32."""
+    or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32. A split of which no
+    pair can be used is a DataError."""
     bad_pairs = []
     for batch in batches_of_a_size(records, 32 if native_size else 1):
         pairs = [pair for pair in (usable_pair(record, options, bad_pairs, len(records)) for record in batch) if pair]
         if pairs:
             for (_, annotation), labels in zip(pairs, predict_batch(sess, predictor, [image for image, _ in pairs])):
                 yield annotation, labels
+    if records and len(bad_pairs) == len(records):
+        raise reader.DataError("None of the %d image/annotation pairs of the validation split can be read; the "
+                               "first is %s" % (len(records), bad_pairs[0]))
 
 
 def usable_pair(record, options, bad_pairs, num_pairs):
@@ -42,7 +46,7 @@ def usable_pair(record, options, bad_pairs, num_pairs):
     BadPairError to bad_pairs; a DataError once too many of the num_pairs evaluated are bad, as in training."""
     try:
         image, annotation, warning = reader.load_pair(record, None, options["num_classes"], options["ignore_label"],
-                                                       options["label_colors"])
+                                                      options["label_colors"], options.get("label_values"))
     except reader.BadPairError as error:
         print("Skipping %s: %s" % (error.path, error.reason))
         bad_pairs.append(error)
@@ -79,10 +83,12 @@ def predict_batch(sess, predictor, images):
     return [labels[index, :image.shape[0], :image.shape[1]] for index, image in enumerate(images)]
 
 
-def saved_predictions(predictions_dir, records, num_classes=scene_parsing.NUM_OF_CLASSESS, label_colors=None, ignore_label=None):
-    """(annotation, prediction) of each record, the prediction read from predictions_dir/<stem>.png."""
+def saved_predictions(predictions_dir, records, num_classes=scene_parsing.NUM_OF_CLASSESS, label_colors=None, ignore_label=None,
+                      label_values=None):
+    """(annotation, prediction) of each record, the prediction read from predictions_dir/<stem>.png; annotations
+    mapped through label_values when given."""
     for record in records:
-        annotation = reader.read_record_labels(record, label_colors, ignore_label)
+        annotation = reader.read_labels(record, None, ignore_label, label_colors, label_values)
         path = os.path.join(predictions_dir, record["filename"] + ".png")
         if not os.path.exists(path):
             raise IOError("Prediction %s is missing (for %s)" % (path, record["image"]))

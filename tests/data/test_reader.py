@@ -70,43 +70,31 @@ def test_epochs_keep_the_listed_order_first_then_shuffle_and_drop_the_tail(numbe
         assert capsys.readouterr().out.splitlines() == ["Epochs completed: 1"]
         assert len(set(seen)) == 4  # one epoch: each record at most once, the fifth is the dropped tail
         reader.next_batch(2)
-        assert reader.epochs_completed == 2
-
-
-def test_a_reader_told_not_to_report_epochs_prints_nothing_at_their_end(numbered, capsys):
-    with make_reader(numbered, report_epochs=False) as reader:
+        assert reader.epochs_completed == 2 and capsys.readouterr().out == "Epochs completed: 2\n"
+    with make_reader(numbered, report_epochs=False) as quiet:  # as the validation readers are made
         for _ in range(5):
-            reader.next_batch(2)
-        assert reader.epochs_completed == 2 and capsys.readouterr().out == ""
+            quiet.next_batch(2)
+        assert quiet.epochs_completed == 2 and capsys.readouterr().out == ""
 
 
-def test_usable_cores_are_the_affinity_else_the_cpu_count(monkeypatch):
+def test_threads_default_to_the_usable_cores_and_change_nothing_in_the_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     assert dataset.usable_cores() == 3
-    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.delattr(os, "sched_getaffinity")
     monkeypatch.setattr(os, "cpu_count", lambda: 7)
-    assert dataset.usable_cores() == 7
-    with make_reader([]) as reader:
-        assert len(reader._threads) == 7
-
-
-def test_batches_are_the_same_whatever_the_number_of_threads(tmp_path):
-    """Epoch order, shuffles, augmentation and bad pairs skipped: one thread and five give the same batches."""
     records = [write_pair(tmp_path, "pair%d" % index, 10 * index, image_size=(24 + index, 16)) for index in range(11)]
-    open(records[4]["image"], "wb").close()  # a bad pair, skipped in every epoch
+    open(records[4]["image"], "wb").close()  # a bad pair, skipped in every epoch; shuffles and augmentation too
     read = {}
-    for threads in (1, 5):
+    for threads in (None, 1):
         np.random.seed(3)
-        options = dict(threads=threads, max_bad_fraction=0.5,
-                       augment=augment.Augmentation(SIZE, (0.5, 2.0), np.zeros(3), seed=1))
-        with make_reader(records, **options) as reader:
-            assert len(reader._threads) == threads
-            read[threads] = ([reader.next_batch(3) for _ in range(9)] + [reader.get_random_batch(4)]
-                             + list(reader.batches(3)))
-    assert len(read[1]) == len(read[5]) == 14
-    for (images1, labels1), (images5, labels5) in zip(read[1], read[5]):
-        np.testing.assert_array_equal(images1, images5)
-        np.testing.assert_array_equal(labels1, labels5)
+        augmentation = augment.Augmentation(SIZE, (0.5, 2.0), np.zeros(3), seed=1)
+        with make_reader(records, threads=threads, max_bad_fraction=0.5, augment=augmentation) as reader:
+            assert len(reader._threads) == (threads or 7)
+            read[threads] = [reader.next_batch(3) for _ in range(9)] + [reader.get_random_batch(4)]
+            read[threads] = [array for batch in read[threads] + list(reader.batches(3)) for array in batch]
+    assert len(read[None]) == len(read[1]) == 28
+    for seven, one in zip(read[None], read[1]):
+        np.testing.assert_array_equal(seven, one)
 
 
 def test_reset_batch_offset_and_random_batch(numbered):
@@ -250,6 +238,72 @@ def test_fewer_readable_pairs_than_a_batch_is_a_clear_error(tmp_path):
         with pytest.raises(dataset.DataError, match="Only 2 of 3 .* fewer than the batch size 3"):
             for _ in range(3):
                 reader.next_batch(3)
+
+
+def labelled_pair(folder, name, labels, value=50):
+    """write_pair with the (16, 24) `labels` as its annotation."""
+    record = write_pair(folder, name, value)
+    write_labels(record, labels)
+    return record
+
+
+def half_and_half(left, right):
+    labels = np.full((16, 24), left, np.uint8)
+    labels[:, 12:] = right
+    return labels
+
+
+@pytest.mark.parametrize("num_bad, stops", [(1, False), (2, False), (3, True)])
+def test_a_run_stops_only_when_more_than_1_percent_and_more_than_2_pairs_are_bad(tmp_path, capsys, num_bad, stops):
+    """40 pairs: one or two bad ones are skipped, each named once; three stop the run."""
+    good = labelled_pair(tmp_path, "good", half_and_half(0, 1))
+    bad = [labelled_pair(tmp_path, "bad%d" % index, half_and_half(0, 200)) for index in range(3)]
+    with make_reader(bad[:num_bad] + [good] * (40 - num_bad)) as reader:
+        if stops:
+            with pytest.raises(dataset.DataError, match="3 of 40 .*the first is %s" % re.escape(bad[0]["annotation"])):
+                for _ in range(25):
+                    reader.next_batch(2)
+            return
+        for _ in range(25):  # more than an epoch
+            reader.next_batch(2)
+    skipped = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Skipping")]
+    assert len(skipped) == num_bad and all(record["annotation"] in line for record, line in zip(bad, skipped))
+
+
+def test_the_bad_pair_rule_needs_more_than_1_percent_and_more_than_2():
+    dataset.check_bad_fraction(2, 100, "x")  # 2%, but only 2
+    dataset.check_bad_fraction(2, 2, "x")  # all, but only 2: a split of which none can be read is refused elsewhere
+    dataset.check_bad_fraction(3, 300, "x")  # 3, but 1% exactly
+    with pytest.raises(dataset.DataError, match="3 of 299"):
+        dataset.check_bad_fraction(3, 299, "x")
+
+
+def test_a_class_without_pixels_in_the_first_epoch_is_named_once(tmp_path, capsys):
+    names = ["background", "object", "person"]
+    masks = [labelled_pair(tmp_path, "mask%d" % index, half_and_half(0, 255)) for index in range(4)]
+    with make_reader(masks, num_classes=3, ignore_label=255, class_names=names) as reader:
+        for _ in range(9):  # four epochs and a bit
+            reader.next_batch(2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "no pixel" in line]
+    assert len(lines) == 1 and "class 1 (object), class 2 (person) have no pixel" in lines[0]
+    assert "class 0" not in lines[0] and "255" not in lines[0]
+
+    mixed = [labelled_pair(tmp_path, "mixed%d" % index, half_and_half(index, index + 1)) for index in range(2)]
+    with make_reader(mixed, num_classes=3, class_names=names) as reader:
+        for _ in range(4):
+            reader.next_batch(2)
+    assert "no pixel" not in capsys.readouterr().out
+
+
+def test_label_values_make_the_listed_values_classes_in_order(tmp_path):
+    record = labelled_pair(tmp_path, "mask", half_and_half(0, 255))
+    _, annotation, _ = dataset.load_pair(record, SIZE, num_classes=2, label_values=(0, 255))
+    assert set(np.unique(annotation)) == {0, 1} and np.all(annotation[:, SIZE // 2:] == 1)
+    with make_reader([record] * 2, num_classes=2, label_values=(0, 255)) as reader:
+        assert set(np.unique(reader.next_batch(2)[1])) == {0, 1}
+    with pytest.raises(dataset.BadPairError, match=re.escape("labels 255..255 outside 0..1 (2 classes); 0/255 masks? "
+                                                             "pass --label_values=0,255")):
+        dataset.load_pair(record, num_classes=2)
 
 
 # ---------------------------------------------------------------- other datasets: ignore label, colours, SBD, arrays

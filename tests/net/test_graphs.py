@@ -138,6 +138,42 @@ def test_the_loss_leaves_the_ignore_label_out_and_never_sees_it_as_a_class():
     np.testing.assert_allclose(everything, mean_cross_entropy(relabelled, relabelled >= 0), rtol=1e-5)
 
 
+def test_the_weighted_loss_is_the_mean_of_weight_times_cross_entropy_over_the_counted_pixels():
+    rng = np.random.RandomState(0)
+    logits = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    labels = rng.randint(0, 3, size=(2, 4, 4, 1)).astype(np.int32)
+    labels[0, 0, :2, 0] = 255
+    weights = np.array([0.5, 2.0, 1.0], np.float32)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        logits_in, labels_in = tf.constant(logits), tf.constant(labels)
+        unweighted, ones, weighted, no_ignore = sess.run([
+            network.segmentation_loss(logits_in, labels_in, 255),
+            network.segmentation_loss(logits_in, labels_in, 255, class_weights=(1.0, 1.0, 1.0)),
+            network.segmentation_loss(logits_in, labels_in, 255, class_weights=weights),
+            network.segmentation_loss(logits_in, tf.constant(np.minimum(labels, 2)), None, class_weights=weights)])
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=3, keepdims=True))
+    counted = labels[..., 0] != 255
+    classes = np.minimum(labels[..., 0], 2)
+    cross_entropy = -np.take_along_axis(log_softmax, classes[..., None], axis=3)[..., 0]
+    np.testing.assert_allclose(ones, unweighted, rtol=1e-6)
+    np.testing.assert_allclose(weighted, (weights[classes] * cross_entropy)[counted].mean(), rtol=1e-5)
+    np.testing.assert_allclose(no_ignore, (weights[classes] * cross_entropy).mean(), rtol=1e-5)
+
+
+def test_without_class_weights_the_training_graph_is_the_unweighted_one(vgg_mat):
+    """No --class_weights: the same GraphDef as before the option existed, and no op of the weighted loss."""
+    def graph_def(training):
+        with tf.Graph().as_default() as graph:
+            weights, mean_pixel = matconvnet.load_vgg(vgg_mat, MODEL_URL)
+            graphs.build_model(weights, mean_pixel, Net(num_classes=3, fc_width=16), training)
+            return graph.as_graph_def()
+
+    default = graph_def(Training(ignore_label=255))
+    assert not [node.name for node in default.node if "class_weights" in node.name]
+    weighted = graph_def(Training(ignore_label=255, class_weights=(1.0, 2.0, 3.0)))
+    assert [node.name for node in weighted.node if node.name.endswith("class_weights")]
+
+
 def one_sgd_step(vgg_mat, weight_decay, initial=None, head="original"):
     """Trainable values after one step of SGD (momentum 0, rate 0.1) from `initial` (or a fresh start)."""
     rng = np.random.RandomState(0)

@@ -59,26 +59,33 @@ def test_two_replicas_take_the_step_one_device_takes_on_their_whole_batch(fcn_fl
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("class_weights", [False, True])
 def test_replicas_ignoring_different_numbers_of_pixels_still_weigh_them_as_one_device(fcn_flags, trained_logs, run_fcn,
-                                                                                      tmp_path, capsys):
+                                                                                      tmp_path, capsys, class_weights):
     """The two images of the step count different numbers of pixels once label 3 is ignored (most of one image, none
     of the other): each replica's loss is weighted by its share, so the summed loss (whose gradient the step takes)
-    is one device's on both images. Adam's first step is blind to such a scale (about lr x the sign of each
-    gradient), so the losses are compared."""
+    is one device's on both images, with --class_weights too. Adam's first step is blind to such a scale (about lr x
+    the sign of each gradient), so the losses are compared."""
     data_dir = str(tmp_path / "data")
     root = demo_data.write_scene_dataset(data_dir, num_training=2, num_validation=1, min_size=32, max_size=32)
     annotations = sorted(glob.glob(os.path.join(root, "annotations", "training", "*.png")))
     for path, share_of_3 in zip(annotations, (0.8, 0.0)):
         labels = np.full((32, 32), 4, np.uint8)
         labels[:int(32 * share_of_3)] = 3
+        labels[:, 20:] = 5
         Image.fromarray(labels).save(path)
     one_step = dict(fcn_flags, data_dir=data_dir, max_iteration=1, save_every=1, keep_prob=1.0,
                     init_checkpoint=trained_logs, ignore_label=3)
+    if class_weights:
+        (tmp_path / "weights.txt").write_text("".join("%g\n" % (1 + index / 10) for index in range(151)))
+        one_step["class_weights"] = str(tmp_path / "weights.txt")
     losses = []
     for name, batch_size, replicas in (("one", 2, 1), ("two", 1, 2)):
         run_fcn("train", **dict(one_step, logs_dir=fcn_flags["logs_dir"] + name + "/", batch_size=batch_size,
                                 replicas=replicas))
-        losses.append(first_loss(capsys.readouterr().out))
+        out = capsys.readouterr().out
+        assert ("Class weights (%s): other 1, wall 1.1," % one_step.get("class_weights") in out) == class_weights
+        losses.append(first_loss(out))
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
 
 

@@ -172,6 +172,24 @@ def test_the_check_lets_the_same_model_resume(dataset, stated, labels):
     model_record.check_same_model(ABC_RECORD, "logs/", dataset, stated, labels)
 
 
+def test_label_values_state_the_class_count_of_arrays_of_raw_values(tmp_path):
+    """0/255 arrays: by their largest label 256 classes, by --label_values=0,255 (given, or recorded) 2."""
+    data_dir = str(tmp_path / "arrays")
+    demo.write_arrays_dataset(data_dir, 2, 1, 32)
+    for prefix in ("train", "validation"):
+        labels_path = datasets.array_paths(data_dir, prefix)[1]
+        np.save(labels_path, (np.load(labels_path) > 0) * np.uint8(255))
+    record = {"dataset": "arrays", "num_classes": 2, "class_names": ["class 0", "class 1"], "label_values": [0, 255]}
+    values = {"dataset": "arrays", "data_dir": data_dir, "train_list": "", "val_list": "", "ignore_label": None,
+              "num_classes": None, "label_values": None, "logs_dir": "logs/"}
+    model_record.check_against_data(record, values, set())
+    model_record.check_against_data(record, dict(values, label_values=[0, 255]), {"label_values"})
+    with pytest.raises(ValueError, match="this run has labels of 256 classes"):
+        model_record.check_against_data(dict(record, label_values=None), values, set())
+    with pytest.raises(ValueError, match="this run has 3 classes"):
+        model_record.check_against_data(record, dict(values, label_values=[0, 128, 255]), {"label_values"})
+
+
 def test_a_record_without_dataset_or_names_is_described_by_what_it_has():
     assert model_record.described({"num_classes": 151}) == "a 151-class model"
     many = {"dataset": "ade20k", "num_classes": 151, "class_names": ["c%d" % index for index in range(151)]}

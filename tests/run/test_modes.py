@@ -1,9 +1,12 @@
 """modes.py: each mode from the settings, what a model records for later modes, --init_checkpoint, and set-up faults
 that end in one line."""
+import glob
 import json
 import os
 import re
+import shutil
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,14 +20,15 @@ from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import model_record
 from fcn_tensorflow.run import modes
 from fcn_tensorflow.run.settings import Settings
-from tests.helpers import (MODEL_URL, NARROW_FC, UNREACHABLE, write_mixed_images, spoil_first_training_image, empty_validation_split)
+from tests.helpers import (DATA_URL, MODEL_URL, NARROW_FC, UNREACHABLE, empty_validation_split, spoil_training_images,
+                           write_mixed_images)
 
 
 @pytest.mark.parametrize("fault, words", [
     ("missing weights", "VGG weights not found at .*no_model.* Download %s by hand and put it at that path" % MODEL_URL),
     ("missing data", "No data at .* or pass --data_dir"),
     ("empty split", "No image/annotation pairs in the validation split"),
-    ("bad images", "1 of 4 image/annotation pairs are bad, more than 1%; the first is .*ADE_train_00000001.jpg"),
+    ("bad images", "3 of 4 image/annotation pairs are bad, more than 1%; the first is .*ADE_train_0000000[123].jpg"),
 ])
 def test_setup_faults_exit_with_a_message_not_a_traceback(fcn_flags, run_fcn, tmp_path, fault, words):
     flags = dict(fcn_flags, model_url=MODEL_URL,
@@ -36,7 +40,7 @@ def test_setup_faults_exit_with_a_message_not_a_traceback(fcn_flags, run_fcn, tm
     else:
         flags["data_dir"] = str(tmp_path / "data")
         demo_data.write_scene_dataset(flags["data_dir"], num_training=4, num_validation=2, min_size=32, max_size=32)
-        (empty_validation_split if fault == "empty split" else spoil_first_training_image)(flags["data_dir"])
+        (empty_validation_split if fault == "empty split" else spoil_training_images)(flags["data_dir"])
     with pytest.raises(SystemExit) as exit_info:
         run_fcn("train", max_iteration=3, **flags)
     assert str(exit_info.value.code).startswith("FCN.py: error: ")
@@ -95,11 +99,13 @@ def test_init_checkpoint_starts_a_new_model_from_another_s_matching_variables(tr
 
 
 def test_only_the_training_split_is_augmented(fcn_flags):
-    settings = Settings(augment=True, seed=5, scale_range=["0.75", "1.5"], image_size=32, reader_threads=1)
+    settings = Settings(augment=True, seed=5, scale_range=["0.75", "1.5"], image_size=32, label_values=None,
+                        reader_threads=1)
     dataset = datasets.open_dataset("ade20k", fcn_flags["data_dir"])
-    options = modes.reader_options(settings, dataset, datasets.Classes(151, None, None, None))
-    training = modes.training_reader_options(settings, options, np.array([1.0, 2.0, 3.0]))
-    assert "augment" not in options
+    classes = datasets.Classes(151, scene_parsing.ade20k_class_names(), None, None)
+    options = modes.reader_options(settings, dataset, classes)
+    training = modes.training_reader_options(settings, options, np.array([1.0, 2.0, 3.0]), classes)
+    assert "augment" not in options and "class_names" not in options  # only training warns of absent classes
     augmentation = training["augment"]
     assert (augmentation.crop_size, augmentation.scale_range, augmentation.seed) == (32, (0.75, 1.5), 5)
 
@@ -109,9 +115,9 @@ def spy_on_reader_threads(monkeypatch):
     made = []
     real_init = reader.BatchDatset.__init__
 
-    def init(reader, *args, **kwargs):
-        real_init(reader, *args, **kwargs)
-        made.append(len(reader._threads))
+    def init(instance, *args, **kwargs):
+        real_init(instance, *args, **kwargs)
+        made.append(len(instance._threads))
     monkeypatch.setattr(reader.BatchDatset, "__init__", init)
     return made
 
@@ -145,3 +151,109 @@ def test_without_the_vgg_file_a_restoring_mode_says_it_is_not_needed(trained_fla
         "Restoring every weight from %s, so no VGG file is needed: VGG shapes from the checkpoint, mean pixel "
         "(123.68, 116.78, 103.94) from model.json" % newest]
     assert not os.path.exists(model_dir)
+
+
+# ---------------------------------------------------------------- own data: 0/255 masks, bad pairs, class weights
+
+def write_mask_dataset(data_dir, high=255, num_training=6, num_validation=3):
+    """The binary scenes of the folder layout (classes.txt: background, object) with the object saved as `high`:
+    255 gives the 0/255 masks most binary datasets come as."""
+    demo_data.write_folder_dataset(data_dir, num_training, num_validation, 32, 48, binary=True)
+    for path in glob.glob(os.path.join(data_dir, "annotations", "*", "*.png")):
+        imageio.imwrite(path, (imageio.imread(path) * high).astype(np.uint8))
+    return {"dataset": "folder", "data_dir": data_dir}
+
+
+def tiny_training(vgg_mat, logs_dir, **flags):
+    return dict({"max_iteration": 2, "save_every": 50, "log_every": 1, "batch_size": 2, "image_size": 32,
+                 "fc_width": NARROW_FC, "model_dir": vgg_mat, "model_url": MODEL_URL, "logs_dir": str(logs_dir) + "/"},
+                **flags)
+
+
+@pytest.mark.slow
+def test_0_255_masks_train_with_label_values_and_evaluate_without_it(vgg_mat, tmp_path, run_fcn, capsys):
+    data = write_mask_dataset(str(tmp_path / "masks"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_fcn("train", **tiny_training(vgg_mat, tmp_path / "refused", **data))
+    assert re.match(r"FCN.py: error: \d of 6 image/annotation pairs are bad.*: labels 255..255 outside 0..1 \(2 "
+                    r"classes\); 0/255 masks\? pass --label_values=0,255", exit_info.value.code)
+    capsys.readouterr()
+
+    flags = tiny_training(vgg_mat, tmp_path / "logs", **data)
+    run_fcn("train", label_values="0,255", **dict(flags, max_iteration=7))
+    out = capsys.readouterr().out
+    assert "Skipping" not in out and "no pixel" not in out  # both classes seen in the first epoch
+    assert model_record.read(flags["logs_dir"])["label_values"] == [0, 255]
+    run_fcn("evaluate", data_dir=data["data_dir"], logs_dir=flags["logs_dir"])  # model.json says how to read them
+    scores = json.load(open(os.path.join(flags["logs_dir"], "metrics.json")))
+    assert scores["num_images"] == 3 and None not in scores["class_iou"]
+
+
+@pytest.mark.slow
+def test_0_255_masks_with_ignore_label_255_warn_once_that_the_object_never_occurs(vgg_mat, tmp_path, run_fcn, capsys):
+    data = write_mask_dataset(str(tmp_path / "masks"))
+    run_fcn("train", ignore_label=255, **tiny_training(vgg_mat, tmp_path / "logs", max_iteration=8, **data))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "no pixel" in line]
+    assert len(lines) == 1 and lines[0].startswith("Warning: class 1 (object) has no pixel in the first epoch's 6 "
+                                                   "training pairs")
+
+
+@pytest.mark.slow
+def test_one_bad_pair_of_a_small_split_is_skipped_in_training_and_evaluate(vgg_mat, scene_data, tmp_path, run_fcn,
+                                                                           capsys):
+    data_dir = str(tmp_path / "data")
+    shutil.copytree(scene_data, data_dir)
+    bad_train = spoil_training_images(data_dir, count=1)[0]
+    bad_val = sorted(glob.glob(os.path.join(data_dir, "ADEChallengeData2016", "annotations", "validation", "*")))[1]
+    open(bad_val, "wb").close()
+    flags = tiny_training(vgg_mat, tmp_path / "logs", data_dir=data_dir, data_url=DATA_URL)
+    run_fcn("train", **dict(flags, max_iteration=5, save_every=4))
+    out = capsys.readouterr().out
+    for path in (bad_train, bad_val):
+        assert re.search(r"^Skipping %s: " % re.escape(path), out, re.MULTILINE)
+    run_fcn("evaluate", **flags)
+    assert json.load(open(os.path.join(flags["logs_dir"], "metrics.json")))["num_images"] == 3
+
+
+@pytest.mark.slow
+def test_a_split_without_any_readable_pair_is_an_error_in_training_and_evaluate(vgg_mat, tmp_path, run_fcn):
+    data = write_mask_dataset(str(tmp_path / "masks"), high=1, num_training=2, num_validation=2)
+    for path in glob.glob(os.path.join(data["data_dir"], "images", "*", "*.png")):
+        open(path, "wb").close()
+    flags = tiny_training(vgg_mat, tmp_path / "logs", batch_size=1, **data)
+    with pytest.raises(SystemExit) as exit_info:
+        run_fcn("evaluate", **flags)
+    assert exit_info.value.code.startswith("FCN.py: error: None of the 2 image/annotation pairs of the validation "
+                                           "split can be read; the first is ")
+    with pytest.raises(SystemExit) as exit_info:
+        run_fcn("train", **flags)
+    assert exit_info.value.code.startswith("FCN.py: error: Only 0 of 2 image/annotation pairs can be read")
+
+
+@pytest.mark.slow
+def test_median_frequency_weights_are_printed_recorded_and_kept_on_resume(vgg_mat, tmp_path, run_fcn, capsys):
+    data = write_mask_dataset(str(tmp_path / "masks"), high=1)
+    flags = tiny_training(vgg_mat, tmp_path / "logs", **data)
+    run_fcn("train", class_weights="median_frequency", **flags)
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("Class weights")]
+    assert len(lines) == 1 and re.match(r"Class weights \(median frequency over 6 training pairs\): background "
+                                        r"[\d.]+, object [\d.]+$", lines[0])
+    assert re.search(r"^Step: 0, Train_loss:\S+ \([\d.]+ images/s, [\d.]+% waiting for data\)$", out, re.MULTILINE)
+    record = model_record.read(flags["logs_dir"])
+    assert record["class_weights_from"] == "median_frequency"
+    assert len(record["class_weights"]) == 2 and record["class_weights"][0] < 1 < record["class_weights"][1]
+
+    run_fcn("train", **dict(flags, max_iteration=3))  # resumed without the flag: the recorded weights, not recounted
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Class weights")]
+    assert lines == ["Class weights (median_frequency, recorded in %smodel.json): background %.4g, object %.4g"
+                     % ((flags["logs_dir"],) + tuple(record["class_weights"]))]
+
+
+def test_a_class_weights_file_of_another_length_is_one_line(vgg_mat, tmp_path, run_fcn):
+    data = write_mask_dataset(str(tmp_path / "masks"), high=1)
+    (tmp_path / "weights.txt").write_text("1\n2\n3\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run_fcn("train", class_weights=str(tmp_path / "weights.txt"), **tiny_training(vgg_mat, tmp_path / "logs", **data))
+    assert exit_info.value.code == ("FCN.py: error: --class_weights=%s holds 3 weights but the model has 2 classes"
+                                    % (tmp_path / "weights.txt"))
