@@ -18,6 +18,7 @@ from fcn_tensorflow.data import augment
 from fcn_tensorflow.data import class_weights
 from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import matconvnet
+from fcn_tensorflow.data import reader
 from fcn_tensorflow.data import scene_parsing
 from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS  # noqa: F401 (the original's constant)
 from fcn_tensorflow.net import spec
@@ -120,6 +121,9 @@ flags.DEFINE_integer("seed", None, "train: seed of the initial weights, dropout,
                      lower_bound=0)
 flags.DEFINE_integer("val_images", 100, "train: pixel accuracy and mean IoU over the first N validation images at "
                      "each validation point (all of them if fewer; 0: none)", lower_bound=0)
+flags.DEFINE_integer("reader_threads", None, "threads that read and resize the training and validation pairs ahead "
+                     "of the steps (the batches are the same whatever their number). Default: the usable CPU cores "
+                     "(%d here)" % reader.usable_cores(), lower_bound=1)
 flags.register_validator("momentum", lambda value: 0 <= value < 1, "--momentum must be in [0, 1)")
 flags.register_validator("scale_range", lambda value: augment.scale_range(value) is not None,
                          "--scale_range must be two numbers 0 < smallest <= largest, e.g. 0.5,2.0")
@@ -209,6 +213,7 @@ def settings_from(flag_values):
         values = model_record.apply(values, given, record, os.path.join(values["logs_dir"], model_record.MODEL_RECORD))
     if values["transpose_vgg_kernels"] is None:  # the original's checkpoints need it; the file's order is H, W, in, out
         values["transpose_vgg_kernels"] = values["head"] == "original"
+    values["reader_threads"] = values["reader_threads"] or reader.usable_cores()
     values["output_dir"] = values["output_dir"] or os.path.join(values["logs_dir"], "predictions")
     values["export_dir"] = values["export_dir"] or os.path.join(values["logs_dir"], "saved_model")
     return Settings(**values)

@@ -11,7 +11,9 @@ every log_every steps. Float32 and bfloat16 (on a CPU with avx512_bf16 or amx_bf
 fcn_tensorflow/run/benchmarks.py; times are medians of --repeats rounds after --warmup rounds. Evaluation at native size:
 --native_images synthetic images, one at a time (as before batching) and in batches of a padded size.
 Replicas: the images/s of training with 1 and 2 replicas (--replicas; on a machine without GPUs, logical CPU
-devices that share the same cores: a check of the path, not a speed-up).
+devices that share the same cores: a check of the path, not a speed-up). The reader alone: images/s of BatchDatset
+reading and resizing ADE-sized JPEG/PNG pairs (--reader_pairs of 375-500 px) with 1 thread and with one per usable
+core, the default of FCN.py --reader_threads (--reader_only runs this part alone, in seconds).
 """
 import argparse
 import json
@@ -25,7 +27,7 @@ import tensorflow as tf
 
 from fcn_tensorflow.data import demo
 from fcn_tensorflow.data import matconvnet
-from fcn_tensorflow.data.reader import BatchDatset
+from fcn_tensorflow.data.reader import BatchDatset, usable_cores
 from fcn_tensorflow.data import scene_parsing
 from fcn_tensorflow.net import graphs
 from fcn_tensorflow.net.spec import Net, Training
@@ -36,6 +38,7 @@ from fcn_tensorflow.run.precision import BFLOAT16, BFLOAT16_CPU_FLAGS, FLOAT32, 
 
 MODEL_FILE = matconvnet.MODEL_FILE
 CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
+READER_SIZES = (375, 500)  # smallest and largest side of the pairs the reader is timed on: ADE20K's sizes
 
 
 def build_parser():
@@ -57,6 +60,8 @@ def build_parser():
                         help="time training with these replica counts too (FCN.py --replicas, --batch_size each)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: widths 4,8,8,16,16, fc_width 16, 64x64 and 96x96, 2 repeats")
+    parser.add_argument("--reader_pairs", type=int, default=200, help="ADE-sized pairs the reader is timed on")
+    parser.add_argument("--reader_only", action="store_true", help="time the reader alone (1 and all threads)")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
     return parser
 
@@ -125,6 +130,32 @@ def synthetic_reader(image_size, batch_size, folder):
     return BatchDatset(train_records, {"resize": True, "resize_size": image_size})
 
 
+def time_reader(args, folder):
+    """images/s of BatchDatset alone over --reader_pairs ADE-sized pairs (JPEG images, PNG labels, 375-500 px a
+    side), read and resized to --image_size in batches of --batch_size, with 1 thread and with one per usable core:
+    passes over all pairs, the two thread counts in turn so both see the same load, the median of --repeats rounds
+    after one that fills the file cache."""
+    data_dir = os.path.join(folder, "reader_data")
+    demo.write_scene_dataset(data_dir, num_training=args.reader_pairs, num_validation=1,
+                             min_size=READER_SIZES[0], max_size=READER_SIZES[1], seed=3)
+    records = scene_parsing.read_dataset(data_dir)[0]
+    cores = usable_cores()
+    times = {1: [], cores: []}
+    options = {"resize": True, "resize_size": args.image_size}
+    with BatchDatset(records, dict(options, threads=1)) as one, \
+            BatchDatset(records, dict(options, threads=cores)) as every:
+        for round_number in range(args.repeats + 1):
+            for threads, reader in ((1, one), (cores, every)):
+                started = time.perf_counter()
+                for _ in reader.batches(args.batch_size):
+                    pass
+                if round_number:
+                    times[threads].append(time.perf_counter() - started)
+    return {"reader_threads_all": cores,
+            "reader_images_per_sec_1_thread": len(records) / float(np.median(times[1])),
+            "reader_images_per_sec_all_threads": len(records) / float(np.median(times[cores]))}
+
+
 def load_weights(args, folder):
     """VGG weights from --model_dir, or random ones of --widths written to `folder`."""
     if os.path.exists(os.path.join(args.model_dir, MODEL_FILE)) and not args.quick:
@@ -157,7 +188,11 @@ def naive_runs(args, weights, mean_pixel, reader):
 def run(args):
     if args.quick:
         args.widths, args.fc_width, args.image_size, args.large_size = "4,8,8,16,16", 16, 64, 96
-        args.repeats, args.warmup, args.native_sizes = 2, 1, "40,90"
+        args.repeats, args.warmup, args.native_sizes, args.reader_pairs = 2, 1, "40,90", min(args.reader_pairs, 16)
+    with tempfile.TemporaryDirectory(prefix="fcn_benchmark_") as folder:
+        reader_speed = time_reader(args, folder)
+    if args.reader_only:
+        return dict(reader_speed, settings=run_settings(args))
     precisions = (FLOAT32, BFLOAT16) if mixed_precision_type(False)[0] == BFLOAT16 else (FLOAT32,)
     if BFLOAT16 not in precisions:
         print("This CPU has neither %s: bfloat16 is not measured" % " nor ".join(BFLOAT16_CPU_FLAGS))
@@ -191,11 +226,16 @@ def run(args):
         results.update({prefix + "infer_profile_ms": nodes, prefix + "infer_profile_by_op_ms": kinds})
     results.update({"infer_ms_%d" % args.large_size: 1000 * large_s, "bfloat16_cpu": BFLOAT16 in precisions,
                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
-    results["settings"] = {"image_size": args.image_size, "large_size": args.large_size,
-                           "batch_size": args.batch_size, "fc_width": args.fc_width, "repeats": args.repeats,
-                           "xla": args.xla, "native_images": args.native_images, "native_sizes": args.native_sizes,
-                           "replicas": args.replicas, "load_average": os.getloadavg()[0], "cpu": cpu_model()}
+    results.update(reader_speed)
+    results["settings"] = run_settings(args)
     return results
+
+
+def run_settings(args):
+    return {"image_size": args.image_size, "large_size": args.large_size, "batch_size": args.batch_size,
+            "fc_width": args.fc_width, "repeats": args.repeats, "xla": args.xla, "native_images": args.native_images,
+            "native_sizes": args.native_sizes, "replicas": args.replicas, "reader_pairs": args.reader_pairs,
+            "load_average": os.getloadavg()[0], "cpu": cpu_model()}
 
 
 def time_replicas(args, weights, mean_pixel, reader):

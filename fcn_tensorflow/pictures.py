@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 PANEL_TITLES = ("input", "ground truth", "prediction")
+LEGEND_COLUMN_WIDTH = 160  # pixels of one legend column: a swatch, an index and a short class name
 
 
 def colorize(labels, palette):
@@ -42,18 +43,32 @@ def side_by_side(pictures, palette, class_names, titles=PANEL_TITLES, legend_col
     zoom = max(1, min_height // photo.shape[0])  # small inputs are enlarged so the text stays readable
     row = np.concatenate(panels, axis=1).repeat(zoom, axis=0).repeat(zoom, axis=1)
     panel_width = photo.shape[1] * zoom
-    present = sorted(set(np.unique(np.concatenate([labels.ravel() for labels in label_maps])).tolist()))
-    line_height, swatch, title_height = 14, 10, 16
-    rows = (len(present) + legend_columns - 1) // legend_columns
-    canvas = Image.new("RGB", (row.shape[1], title_height + row.shape[0] + 6 + rows * line_height), (255, 255, 255))
+    title_height = 16
+    canvas = Image.new("RGB", (row.shape[1], title_height + row.shape[0]), (255, 255, 255))
     canvas.paste(Image.fromarray(row), (0, title_height))
     draw = ImageDraw.Draw(canvas)
     for position, title in enumerate(titles[:len(panels)]):
         draw.text((position * panel_width + 4, 2), title, fill=(0, 0, 0))
-    column_width = row.shape[1] // legend_columns
+    return with_legend(np.asarray(canvas), label_maps, palette, class_names, legend_columns)
+
+
+def with_legend(picture, label_maps, palette, class_names, columns=None, column_width=LEGEND_COLUMN_WIDTH):
+    """The RGB picture with a legend under it: a swatch, the index and the name of each class present in the
+    label maps, in `columns` columns (default: as many of column_width pixels as fit, at least one; the picture
+    is widened with white when one does not fit)."""
+    present = sorted(set(np.unique(np.concatenate([np.asarray(labels).ravel() for labels in label_maps])).tolist()))
+    picture = np.asarray(picture, np.uint8)
+    width = max(picture.shape[1], column_width if columns is None else 0)
+    columns = columns or max(1, width // column_width)
+    line_height, swatch = 14, 10
+    rows = (len(present) + columns - 1) // columns
+    canvas = Image.new("RGB", (width, picture.shape[0] + 6 + rows * line_height), (255, 255, 255))
+    canvas.paste(Image.fromarray(picture), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    column_width = width // columns
     for position, label in enumerate(present):
-        x = (position % legend_columns) * column_width + 4
-        y = title_height + row.shape[0] + 4 + (position // legend_columns) * line_height
+        x = (position % columns) * column_width + 4
+        y = picture.shape[0] + 4 + (position // columns) * line_height
         draw.rectangle([x, y + 1, x + swatch, y + 1 + swatch], fill=tuple(int(c) for c in palette[label]),
                        outline=(0, 0, 0))
         name = class_names[label] if label < len(class_names) else str(label)

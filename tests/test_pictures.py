@@ -33,3 +33,17 @@ def test_save_image_with_and_without_the_mean(tmp_path):
     pictures.save_image(np.full((4, 5, 3), -20.0), str(tmp_path), "centred", mean=[30, 40, 300])
     assert imageio.imread(str(tmp_path / "plain.png"))[0, 0].tolist() == [10, 10, 10]
     assert imageio.imread(str(tmp_path / "centred.png"))[0, 0].tolist() == [10, 20, 255]
+
+
+def test_with_legend_lists_only_the_classes_present_under_the_picture():
+    palette = np.array([[200, 0, 0], [0, 200, 0], [0, 0, 200], [200, 200, 0]], np.uint8)
+    picture = np.full((30, 50, 3), 255, np.uint8)
+    labels = np.zeros((30, 50), np.uint8)
+    labels[:, 25:] = 2
+    drawn = pictures.with_legend(picture, [labels], palette, ["zero", "one", "two", "three"])
+    np.testing.assert_array_equal(drawn[:30, :50], picture)
+    legend = drawn[30:].reshape(-1, 3)
+    assert drawn.shape[0] > 30 + 10 and drawn.shape[1] == pictures.LEGEND_COLUMN_WIDTH  # widened to fit a column
+    shown = {tuple(color) for color in palette if (legend == color).all(axis=1).any()}
+    assert shown == {(200, 0, 0), (0, 0, 200)}  # the swatches of classes 0 and 2, not 1 and 3
+    assert (legend < 100).all(axis=1).any()  # dark text: the index and name

@@ -10,6 +10,7 @@ step runs, so memory and start-up time do not grow with the dataset. A pair that
 skipped with one line and the batch is filled from the following pairs; too many of them is an error.
 """
 import collections
+import os
 import queue
 import threading
 
@@ -21,10 +22,14 @@ from fcn_tensorflow.data.labels import check_labels, labels_from_values, read_an
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what the listings and predict mode take as images
 PREFETCH_BATCHES = 4  # batches read ahead while a step runs
-READER_THREADS = 2
 MAX_BAD_FRACTION = 0.01  # of the pairs listed: more bad ones than this stop a run (check_bad_fraction)...
 MAX_BAD_PAIRS_SKIPPED = 2  # ... when there are also more than this many: one bad pair does not stop a small split
 MAX_CLASSES_NAMED = 10  # in the warning about the classes the first epoch has no pixel of
+
+
+def usable_cores():
+    """The CPU cores this process may run on (its affinity where the system says, else all): the reader's threads."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def read_image(path):
@@ -160,8 +165,7 @@ class _Slot(object):
 
     def __init__(self, index, epoch=0, order=None, position=0):
         self.index, self.epoch, self.order, self.position = index, epoch, order, position
-        self.done = threading.Event()
-        self.cancelled = False
+        self.done, self.cancelled = threading.Event(), False
         self.pair = self.error = None
 
 
@@ -189,7 +193,8 @@ class BatchDatset(object):
         'max_bad_fraction' (MAX_BAD_FRACTION): stop with a DataError once more than this fraction of the pairs
         turned out bad; 'augment': called on each pair read, as augment(image, annotation, (index, epoch), pad
         label) (see augment.Augmentation); 'class_names': at the end of the first epoch, one warning names the
-        classes next_batch gave no pixel of (for the training split)."""
+        classes next_batch gave no pixel of (for the training split); 'threads' (usable_cores()): threads reading
+        ahead, which change nothing in the batches; 'report_epochs' (True): a line as epochs end."""
         self.files = records_list
         self.image_options = image_options or {}
         self.batch_offset = 0
@@ -202,7 +207,7 @@ class BatchDatset(object):
         self._window = collections.deque()  # slots read ahead for next_batch, oldest first
         self._tasks = queue.Queue()
         self._threads = [threading.Thread(target=_read_slots, args=(self._tasks, self._load), daemon=True)
-                         for _ in range(READER_THREADS)]
+                         for _ in range(self.image_options.get("threads") or usable_cores())]
         for thread in self._threads:
             thread.start()
 
@@ -305,7 +310,8 @@ class BatchDatset(object):
                 if self.epochs_completed == 0:
                     self._warn_of_absent_classes()
                 self.epochs_completed = slot.epoch
-                print("****************** Epochs completed: " + str(self.epochs_completed) + "******************")
+                if self.image_options.get("report_epochs", True):
+                    print("Epochs completed: %d" % self.epochs_completed)
             self._order, self.batch_offset = slot.order, slot.position + 1
             pair = self._take(slot)
             if pair is not None:

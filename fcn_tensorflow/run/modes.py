@@ -130,8 +130,9 @@ def run_evaluate(settings, found_checkpoints):
 def run_predict(settings, found_checkpoints):
     classes = model_classes(settings, open_dataset(settings), found_checkpoints)
     sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
+    class_names, palette = datasets.for_pictures(classes)
     with sess:
-        skipped = predictions.predict_mode(sess, predictor, settings.input, settings.output_dir, classes.palette)
+        skipped = predictions.predict_mode(sess, predictor, settings.input, settings.output_dir, palette, class_names)
     return PREDICT_SKIPPED_STATUS if skipped else 0
 
 
@@ -162,8 +163,7 @@ def list_data(dataset, required_splits=scene_parsing.SPLITS):
     the VGG file is read."""
     print("Setting up image reader...")
     train_records, valid_records = dataset.list_pairs(required_splits)
-    print(len(train_records))
-    print(len(valid_records))
+    print("%d training and %d validation image/annotation pairs" % (len(train_records), len(valid_records)))
     return train_records, valid_records
 
 
@@ -182,19 +182,22 @@ def model_classes(settings, dataset, found_checkpoints):
 
 
 def reader_options(settings, dataset, classes):
+    """BatchDatset's options; only the training reader says when an epoch ends (training_reader_options)."""
     label_colors = dataset.label_colors()
     if settings.label_values and label_colors is not None:
         raise ValueError("--label_values maps the values of index masks, but %s maps colours to classes: drop the "
                          "flag" % datasets.CLASS_COLORS_FILE)
     return {"resize": True, "resize_size": settings.image_size, "num_classes": classes.num_classes,
             "ignore_label": classes.ignore_label, "label_colors": label_colors,
-            "label_values": tuple(settings.label_values) if settings.label_values else None}
+            "label_values": tuple(settings.label_values) if settings.label_values else None,
+            "threads": settings.reader_threads, "report_epochs": False}
 
 
 def training_reader_options(settings, options, mean_pixel, classes):
-    """The reader_options `options` with the class names (a warning names the classes the first epoch has no pixel
-    of), and with --augment the random mirror, scale and crop: the training split only."""
-    options = dict(options, class_names=list(classes.class_names))
+    """The reader_options `options` with a line at the end of each epoch and the class names (a warning names the
+    classes the first epoch has no pixel of), and with --augment the random mirror, scale and crop: the training
+    split only."""
+    options = dict(options, report_epochs=True, class_names=list(classes.class_names))
     if not settings.augment:
         return options
     return dict(options, augment=augment.Augmentation(settings.image_size, augment.scale_range(settings.scale_range),
@@ -286,7 +289,9 @@ def vgg_unless_restored(settings, found_checkpoints):
     newest, saved_shapes = session.newest_listable(found_checkpoints)
     record = model_record.read(settings.logs_dir) or {}
     mean_pixel = np.array(record.get("mean_pixel", matconvnet.IMAGENET_MEAN_PIXEL))
-    print("No %s: VGG shapes from %s, mean pixel %s" % (vgg_file, newest, mean_pixel))
+    print("Restoring every weight from %s, so no VGG file is needed: VGG shapes from the checkpoint, mean pixel (%s) "
+          "%s" % (newest, ", ".join("%.2f" % value for value in mean_pixel),
+                  "from model.json" if "mean_pixel" in record else "(the beta16 file's ImageNet mean)"))
     return graphs.vgg_shapes_from_checkpoint(saved_shapes), mean_pixel
 
 

@@ -33,15 +33,17 @@ def _first_cpu_field(field, cpuinfo):
 
 
 def mixed_precision_type(gpu_present, cpuinfo=None):
-    """(precision, note): FLOAT16 on a GPU; BFLOAT16 on a CPU with one of BFLOAT16_CPU_FLAGS; else FLOAT32 and a
-    line saying why."""
+    """(precision, note): FLOAT16 on a GPU; BFLOAT16 on a CPU with one of BFLOAT16_CPU_FLAGS, and a line saying
+    so; else FLOAT32 and a line saying why."""
     if gpu_present:
         return FLOAT16, None
     flags = cpu_flags(cpuinfo)
     if flags is None:
         return FLOAT32, ("--mixed_precision: cannot read the CPU's flags (no %s), so it runs in float32"
                          % (cpuinfo or CPUINFO))
-    if flags.intersection(BFLOAT16_CPU_FLAGS):
-        return BFLOAT16, None
+    found = [flag for flag in BFLOAT16_CPU_FLAGS if flag in flags]
+    if found:
+        return BFLOAT16, ("--mixed_precision: this CPU has %s, so convolutions and matmuls run in bfloat16 (the "
+                          "loss, softmax and scores in float32)" % " and ".join(found))
     return FLOAT32, ("--mixed_precision: this CPU has neither %s, so it runs in float32"
                      % " nor ".join(BFLOAT16_CPU_FLAGS))

@@ -135,8 +135,9 @@ def image_files(path):
     return files
 
 
-def predict_mode(sess, predictor, input_path, output_dir, palette):
-    """<stem>.png (label map at the input's size), <stem>_color.png and <stem>_overlay.png per image.
+def predict_mode(sess, predictor, input_path, output_dir, palette, class_names):
+    """<stem>.png (label map at the input's size), <stem>_color.png and <stem>_overlay.png per image, the two
+    pictures with a legend of the classes in that image under them (pictures.with_legend).
 
     A file that cannot be read is skipped with a line; returns the paths skipped."""
     os.makedirs(output_dir, exist_ok=True)
@@ -152,9 +153,11 @@ def predict_mode(sess, predictor, input_path, output_dir, palette):
         labels = predict_labels(sess, predictor, image)
         stem = scene_parsing.image_stem(path)
         pictures.save_image(labels, output_dir, stem)
-        pictures.save_image(pictures.colorize(labels, palette), output_dir, stem + "_color")
-        pictures.save_image(pictures.overlay(image, labels, palette), output_dir, stem + "_overlay")
-        print("Saved %s" % os.path.join(output_dir, stem + ".png"))
+        for suffix, picture in (("_color", pictures.colorize(labels, palette)),
+                                ("_overlay", pictures.overlay(image, labels, palette))):
+            pictures.save_image(pictures.with_legend(picture, [labels], palette, class_names), output_dir,
+                                stem + suffix)
+        print("Saved %s.png, %s_color.png and %s_overlay.png in %s" % (stem, stem, stem, output_dir))
     print("Predicted %d of %d images into %s" % (len(files) - len(skipped), len(files), output_dir)
           + ("; skipped %d: %s" % (len(skipped), ", ".join(skipped)) if skipped else ""))
     return skipped

@@ -123,9 +123,9 @@ def visualize_mode(sess, model, validation_reader, logs_dir, batch_size, class_n
     pred = np.squeeze(pred, axis=3)
     os.makedirs(logs_dir, exist_ok=True)  # only now: a visualize that failed before leaves no logs_dir behind
     for itr in range(batch_size):
-        pictures.save_image(valid_images[itr], logs_dir, name="inp_" + str(5 + itr))
-        pictures.save_image(valid_annotations[itr], logs_dir, name="gt_" + str(5 + itr))
-        pictures.save_image(pred[itr], logs_dir, name="pred_" + str(5 + itr))
         picture = pictures.side_by_side([valid_images[itr], valid_annotations[itr], pred[itr]], palette, class_names)
-        pictures.save_image(picture, logs_dir, name="compare_" + str(5 + itr))
-        print("Saved image: %d" % itr)
+        written = [pictures.save_image(image, logs_dir, name="%s_%d" % (prefix, 5 + itr)) for prefix, image in
+                   (("inp", valid_images[itr]), ("gt", valid_annotations[itr]), ("pred", pred[itr]),
+                    ("compare", picture))]
+        print("Saved images %s and %s in %s" % (", ".join(os.path.basename(path) for path in written[:-1]),
+                                                os.path.basename(written[-1]), logs_dir))

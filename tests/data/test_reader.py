@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fcn_tensorflow.data import augment
 from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import reader as dataset
 
@@ -66,10 +67,34 @@ def test_epochs_keep_the_listed_order_first_then_shuffle_and_drop_the_tail(numbe
             images, _ = reader.next_batch(2)
             seen += values(images)
         assert reader.epochs_completed == 1 and reader.batch_offset == 4
-        assert "****************** Epochs completed: 1******************" in capsys.readouterr().out
+        assert capsys.readouterr().out.splitlines() == ["Epochs completed: 1"]
         assert len(set(seen)) == 4  # one epoch: each record at most once, the fifth is the dropped tail
         reader.next_batch(2)
-        assert reader.epochs_completed == 2
+        assert reader.epochs_completed == 2 and capsys.readouterr().out == "Epochs completed: 2\n"
+    with make_reader(numbered, report_epochs=False) as quiet:  # as the validation readers are made
+        for _ in range(5):
+            quiet.next_batch(2)
+        assert quiet.epochs_completed == 2 and capsys.readouterr().out == ""
+
+
+def test_threads_default_to_the_usable_cores_and_change_nothing_in_the_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert dataset.usable_cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 7)
+    records = [write_pair(tmp_path, "pair%d" % index, 10 * index, image_size=(24 + index, 16)) for index in range(11)]
+    open(records[4]["image"], "wb").close()  # a bad pair, skipped in every epoch; shuffles and augmentation too
+    read = {}
+    for threads in (None, 1):
+        np.random.seed(3)
+        augmentation = augment.Augmentation(SIZE, (0.5, 2.0), np.zeros(3), seed=1)
+        with make_reader(records, threads=threads, max_bad_fraction=0.5, augment=augmentation) as reader:
+            assert len(reader._threads) == (threads or 7)
+            read[threads] = [reader.next_batch(3) for _ in range(9)] + [reader.get_random_batch(4)]
+            read[threads] = [array for batch in read[threads] + list(reader.batches(3)) for array in batch]
+    assert len(read[None]) == len(read[1]) == 28
+    for seven, one in zip(read[None], read[1]):
+        np.testing.assert_array_equal(seven, one)
 
 
 def test_reset_batch_offset_and_random_batch(numbered):

@@ -14,6 +14,7 @@ import tensorflow as tf
 from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import demo as demo_data
 from fcn_tensorflow.data import matconvnet
+from fcn_tensorflow.data import reader
 from fcn_tensorflow.data import scene_parsing
 from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import model_record
@@ -98,7 +99,8 @@ def test_init_checkpoint_starts_a_new_model_from_another_s_matching_variables(tr
 
 
 def test_only_the_training_split_is_augmented(fcn_flags):
-    settings = Settings(augment=True, seed=5, scale_range=["0.75", "1.5"], image_size=32, label_values=None)
+    settings = Settings(augment=True, seed=5, scale_range=["0.75", "1.5"], image_size=32, label_values=None,
+                        reader_threads=1)
     dataset = datasets.open_dataset("ade20k", fcn_flags["data_dir"])
     classes = datasets.Classes(151, scene_parsing.ade20k_class_names(), None, None)
     options = modes.reader_options(settings, dataset, classes)
@@ -106,6 +108,49 @@ def test_only_the_training_split_is_augmented(fcn_flags):
     assert "augment" not in options and "class_names" not in options  # only training warns of absent classes
     augmentation = training["augment"]
     assert (augmentation.crop_size, augmentation.scale_range, augmentation.seed) == (32, (0.75, 1.5), 5)
+
+
+def spy_on_reader_threads(monkeypatch):
+    """The number of threads of each BatchDatset made, in order."""
+    made = []
+    real_init = reader.BatchDatset.__init__
+
+    def init(instance, *args, **kwargs):
+        real_init(instance, *args, **kwargs)
+        made.append(len(instance._threads))
+    monkeypatch.setattr(reader.BatchDatset, "__init__", init)
+    return made
+
+
+def test_training_says_what_its_counts_are_and_only_its_own_epochs(fcn_flags, run_fcn, monkeypatch, capsys):
+    """8 training pairs at batch 2 end an epoch every 4 steps; the 4 validation pairs read at every validation point
+    end theirs too, silently."""
+    monkeypatch.setattr(reader, "usable_cores", lambda: 3, raising=False)
+    threads = spy_on_reader_threads(monkeypatch)
+    run_fcn("train", max_iteration=9, save_every=2, **fcn_flags)
+    lines = capsys.readouterr().out.splitlines()
+    assert "8 training and 4 validation image/annotation pairs" in lines
+    assert not [line for line in lines if re.fullmatch(r"\s*[\d.]+\s*", line)]  # no bare numbers
+    assert [line for line in lines if "Epochs completed" in line] == ["Epochs completed: 1", "Epochs completed: 2"]
+    assert lines.index("Epochs completed: 1") == lines.index(next(line for line in lines if "Step: 4," in line)) - 1
+    assert threads == [3, 3, 3]  # --reader_threads defaults to the usable cores
+
+
+def test_reader_threads_sets_the_threads_of_the_reader(trained_flags, run_fcn, monkeypatch):
+    threads = spy_on_reader_threads(monkeypatch)
+    run_fcn("visualize", reader_threads=1, **trained_flags)
+    assert threads == [1]
+
+
+def test_without_the_vgg_file_a_restoring_mode_says_it_is_not_needed(trained_flags, run_fcn, tmp_path, capsys):
+    model_dir = str(tmp_path / "no_model")
+    run_fcn("visualize", **dict(trained_flags, model_dir=model_dir))
+    lines = capsys.readouterr().out.splitlines()
+    newest = checkpoints.list_checkpoints(trained_flags["logs_dir"])[-1]
+    assert [line for line in lines if "VGG" in line] == [
+        "Restoring every weight from %s, so no VGG file is needed: VGG shapes from the checkpoint, mean pixel "
+        "(123.68, 116.78, 103.94) from model.json" % newest]
+    assert not os.path.exists(model_dir)
 
 
 # ---------------------------------------------------------------- own data: 0/255 masks, bad pairs, class weights

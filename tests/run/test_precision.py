@@ -30,14 +30,33 @@ def test_the_cpu_flags_choose_the_precision(tmp_path):
     with_amx = write_cpuinfo(tmp_path / "sapphire", "fpu avx512f amx_tile amx_bf16 amx_int8")
     without = write_cpuinfo(tmp_path / "older", "fpu avx2 avx512f avx512bw")
     assert precision.cpu_flags(with_bf16) == {"fpu", "avx2", "avx512f", "avx512_bf16", "avx512_vnni"}
-    assert precision.mixed_precision_type(False, with_bf16) == ("bfloat16", None)
-    assert precision.mixed_precision_type(False, with_amx) == ("bfloat16", None)
+    assert precision.mixed_precision_type(False, with_bf16)[0] == "bfloat16"
+    assert precision.mixed_precision_type(False, with_amx)[0] == "bfloat16"
     assert precision.mixed_precision_type(True, without) == ("float16", None)
     assert precision.mixed_precision_type(False, without) == (
         "float32", "--mixed_precision: this CPU has neither avx512_bf16 nor amx_bf16, so it runs in float32")
     missing = str(tmp_path / "no_cpuinfo")
     assert precision.mixed_precision_type(False, missing) == (
         "float32", "--mixed_precision: cannot read the CPU's flags (no %s), so it runs in float32" % missing)
+
+
+def test_a_cpu_with_bfloat16_says_in_one_line_that_bfloat16_is_on(tmp_path):
+    with_bf16 = write_cpuinfo(tmp_path / "zen4", "fpu avx2 avx512f avx512_bf16 avx512_vnni")
+    with_both = write_cpuinfo(tmp_path / "granite", "fpu avx512f avx512_bf16 amx_tile amx_bf16")
+    assert precision.mixed_precision_type(False, with_bf16) == (
+        "bfloat16", "--mixed_precision: this CPU has avx512_bf16, so convolutions and matmuls run in bfloat16 (the "
+        "loss, softmax and scores in float32)")
+    assert "has avx512_bf16 and amx_bf16, so" in precision.mixed_precision_type(False, with_both)[1]
+
+
+@needs_bfloat16
+def test_mixed_precision_on_a_bfloat16_cpu_prints_one_line_naming_bfloat16(trained_flags, run_fcn, tmp_path,
+                                                                           monkeypatch, capsys):
+    monkeypatch.setattr(precision, "CPUINFO", write_cpuinfo(tmp_path / "cpuinfo", "fpu avx512f avx512_bf16"))
+    run_fcn("visualize", mixed_precision=True, **trained_flags)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "bfloat16" in line]
+    assert lines == ["--mixed_precision: this CPU has avx512_bf16, so convolutions and matmuls run in bfloat16 (the "
+                     "loss, softmax and scores in float32)"]
 
 
 def spy_on_sessions(monkeypatch):
@@ -94,8 +113,8 @@ def test_bfloat16_training_writes_float32_checkpoints_that_float32_runs_resume(f
     run_fcn("train", max_iteration=5, save_every=10, **fcn_flags)
     run_fcn("visualize", mixed_precision=True, **fcn_flags)
     out = capsys.readouterr().out
-    assert out.count("Model restored...") == 3 and "Step: 4, Train_loss:" in out and "Saved image: 1" in out
-    assert "--mixed_precision:" not in out
+    assert out.count("Model restored...") == 3 and "Step: 4, Train_loss:" in out and "compare_6.png in" in out
+    assert out.count("--mixed_precision: this CPU has") == 2
     assert made == ["float32", "bfloat16", "float32", "bfloat16"]
 
 

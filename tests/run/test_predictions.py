@@ -12,6 +12,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from fcn_tensorflow import pictures
 from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data import reader as data_reader
 from fcn_tensorflow.data import reader as dataset
@@ -132,8 +133,8 @@ def test_predict_writes_label_colour_and_overlay_at_the_input_size(trained_flags
         labels = imageio.imread(os.path.join(output_dir, stem + ".png"))
         assert labels.shape == size and labels.dtype == np.uint8
         color = imageio.imread(os.path.join(output_dir, stem + "_color.png"))
-        np.testing.assert_array_equal(color, palette[labels])
-        assert imageio.imread(os.path.join(output_dir, stem + "_overlay.png")).shape == size + (3,)
+        np.testing.assert_array_equal(color[:size[0], :size[1]], palette[labels])  # a legend under the picture
+        assert imageio.imread(os.path.join(output_dir, stem + "_overlay.png")).shape[0] > size[0]
     assert not os.path.exists(no_dataset["data_dir"])
 
     run_fcn("predict", input=str(tmp_path / "photos" / "gray.png"), output_dir=str(tmp_path / "one"), **no_dataset)
@@ -286,3 +287,22 @@ def test_evaluate_runs_images_of_the_same_padded_size_as_one_batch(trained_flags
     assert [labels.shape for labels in together] == [labels.shape for labels in expected]
     assert np.mean(np.concatenate([(a == b).ravel() for a, b in zip(together, expected)])) > 0.99
     np.testing.assert_array_equal(together[2], expected[2])  # the largest image has no padding of its own
+
+
+def test_predict_pictures_have_a_legend_of_the_classes_in_that_image(trained_flags, run_fcn, tmp_path, capsys):
+    height, width = write_mixed_images(str(tmp_path / "photos"))["rgb"]
+    output_dir = str(tmp_path / "out")
+    run_fcn("predict", input=str(tmp_path / "photos" / "rgb.jpg"), output_dir=output_dir, **trained_flags)
+    assert "Saved rgb.png, rgb_color.png and rgb_overlay.png in %s" % output_dir in capsys.readouterr().out
+    palette, names = scene_parsing.ade20k_palette(), scene_parsing.ade20k_class_names()
+    labels = imageio.imread(os.path.join(output_dir, "rgb.png"))
+    coloured = {label for label in np.unique(labels).tolist() if len(set(palette[label])) > 1}  # not grey
+    for suffix in ("_color", "_overlay"):
+        picture = imageio.imread(os.path.join(output_dir, "rgb%s.png" % suffix))
+        assert picture.shape[0] > height + 10 and picture.shape[1] >= width
+        expected = pictures.with_legend(pictures.colorize(labels, palette) if suffix == "_color" else
+                                        picture[:height, :width], [labels], palette, names)
+        np.testing.assert_array_equal(picture, expected)
+        colours = {tuple(colour) for colour in np.unique(picture[height:].reshape(-1, 3), axis=0)}
+        assert {label for label in range(len(palette)) if len(set(palette[label])) > 1
+                and tuple(palette[label]) in colours} == coloured  # the swatches of the classes present, only

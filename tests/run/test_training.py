@@ -42,7 +42,7 @@ def test_train_checkpoint_resume_visualize(fcn_flags, run_fcn, capsys):
 
     run_fcn("visualize", **fcn_flags)
     out = capsys.readouterr().out
-    assert "Saved image: 1" in out
+    assert "compare_6.png in" in out
     for k in (5, 6):
         for prefix in ("inp", "gt", "pred", "compare"):
             assert os.path.exists(os.path.join(logs_dir, "%s_%d.png" % (prefix, k)))
@@ -194,7 +194,7 @@ def test_batch_larger_than_the_validation_split(fcn_flags, run_fcn, capsys):
     run_fcn("train", max_iteration=1, save_every=1, **big_batch)
     run_fcn("visualize", **big_batch)
     out = capsys.readouterr().out
-    assert "---> Validation_loss:" in out and "Saved image: 5" in out
+    assert "---> Validation_loss:" in out and "compare_10.png in" in out
 
 
 def test_training_already_at_max_iteration_says_so_and_writes_nothing(trained_flags, run_fcn, capsys):
@@ -267,3 +267,10 @@ def test_a_seed_repeats_a_training_run_augmentation_included(fcn_flags, run_fcn,
         run_fcn("train", max_iteration=6, save_every=10, seed=seed, augment=True, keep_prob=0.5, **flags)
         losses.append(train_losses(capsys.readouterr().out))
     assert len(losses[0]) == 6 and losses[0] == losses[1] and losses[0] != losses[2]
+
+
+def test_visualize_names_the_pictures_it_saved(trained_flags, run_fcn, capsys):
+    run_fcn("visualize", **trained_flags)
+    saved = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Saved")]
+    assert saved == ["Saved images inp_%d.png, gt_%d.png, pred_%d.png and compare_%d.png in %s"
+                     % (k, k, k, k, trained_flags["logs_dir"]) for k in (5, 6)]
