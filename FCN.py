@@ -20,6 +20,7 @@ from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data import reader
 from fcn_tensorflow.data import scene_parsing
+from fcn_tensorflow.data import voc
 from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS  # noqa: F401 (the original's constant)
 from fcn_tensorflow.net import spec
 from fcn_tensorflow.run import checkpoints
@@ -57,7 +58,7 @@ flags.DEFINE_integer("log_every", 10, "print and log the training loss every N s
 flags.DEFINE_integer("save_every", 500, "validate and write a checkpoint every N steps", lower_bound=1)
 flags.DEFINE_string("model_url", matconvnet.MODEL_URL, "where to download the VGG19 MatConvNet file if model_dir lacks it")
 flags.DEFINE_string("data_url", "", "where to download the dataset if data_dir lacks it. Default: the official archive "
-                    "(ADE20K: %s; VOC: %s)" % (scene_parsing.DATA_URL, datasets.VOC_URL))
+                    "(ADE20K: %s; VOC: %s)" % (scene_parsing.DATA_URL, voc.VOC_URL))
 flags.DEFINE_float("download_timeout", 60.0, "seconds a download may wait to connect, or for its next data",
                    lower_bound=0.001)
 flags.DEFINE_integer("fc_width", 4096, "number of channels of conv6 and conv7", lower_bound=1)

@@ -8,8 +8,8 @@ FLOPs: the convolutions and matmuls of the original graph (tf.nn ops) counted fr
 graphs.build_model + session.make_session and the feed and step of --mode=train. Inference: graphs.build_predictor, the
 path of evaluate, predict and export. Naive: the original graph, a default session, the loss run a second time
 every log_every steps. Float32 and bfloat16 (on a CPU with avx512_bf16 or amx_bf16) run interleaved, see
-fcn_tensorflow/run/benchmarks.py; times are medians of --repeats rounds after --warmup rounds. Evaluation at native size:
---native_images synthetic images, one at a time (as before batching) and in batches of a padded size.
+fcn_tensorflow/run/benchmarks.py; times are medians of --repeats rounds after --warmup rounds. Evaluation at native
+size: --native_images synthetic images, one at a time (as before batching) and in batches of a padded size.
 Replicas: the images/s of training with 1 and 2 replicas (--replicas; on a machine without GPUs, logical CPU
 devices that share the same cores: a check of the path, not a speed-up). The reader alone: images/s of BatchDatset
 reading and resizing ADE-sized JPEG/PNG pairs (--reader_pairs of 375-500 px) with 1 thread and with one per usable

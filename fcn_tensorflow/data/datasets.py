@@ -2,8 +2,7 @@
 ignore label and which class its scores leave out.
 
 - ade20k: MIT Scene Parsing, listed by scene_parsing.read_dataset; 151 classes, 0 ("other") not scored.
-- voc: PASCAL VOC 2012 as its tar extracts (VOCdevkit/VOC2012/), with SBD (--sbd_dir) the 10,582-image
-  "train_aug" training set; 21 classes, background scored, 255 ignored.
+- voc: PASCAL VOC 2012 with SBD (voc.py); 21 classes, background scored, 255 ignored.
 - folder: your pairs in the ADE20K layout or in --train_list/--val_list; classes in classes.txt or classes.csv.
 - arrays: {train,validation}_{images,labels}.npy, read item by item through a memory map.
 
@@ -16,16 +15,12 @@ import os
 import numpy as np
 
 from fcn_tensorflow.data import downloads
+from fcn_tensorflow.data import pairs
 from fcn_tensorflow.data import scene_parsing
+from fcn_tensorflow.data import voc
 from fcn_tensorflow.data.reader import DataError
 
-SPLITS = scene_parsing.SPLITS
-VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
-VOC_ROOT = os.path.join("VOCdevkit", "VOC2012")
-VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-               "tvmonitor")
-VOC_IGNORE_LABEL = 255
+SPLITS = pairs.SPLITS
 CLASS_NAMES_FILE = "classes.txt"  # one name per line, line k = class k
 CLASS_COLORS_FILE = "classes.csv"  # name,r,g,b per line, line k = class k: colour masks
 ARRAY_PREFIXES = {"training": "train", "validation": "validation"}
@@ -112,7 +107,7 @@ def open_dataset(name, data_dir, data_url="", timeout=downloads.DOWNLOAD_TIMEOUT
 def _padded(names, palette, count):
     """The first `count` of the names and colours; past those given, "class k" and the devkit's colours."""
     names = list(names[:count]) + ["class %d" % index for index in range(len(names), count)]
-    return names, np.concatenate([palette[:count], voc_palette(count)[len(palette):]]).astype(np.uint8)
+    return names, np.concatenate([palette[:count], voc.voc_palette(count)[len(palette):]]).astype(np.uint8)
 
 
 def for_pictures(classes):
@@ -125,18 +120,6 @@ def for_pictures(classes):
     return names[:-1] + ["ignored"], palette
 
 
-def voc_palette(count=256):
-    """uint8 (count, 3): the devkit's colours, bits of the index spread over the high bits of r, g and b."""
-    palette = np.zeros((count, 3), np.uint8)
-    for index in range(count):
-        code = index
-        for shift in range(7, -1, -1):
-            for channel in range(3):
-                palette[index, channel] |= ((code >> channel) & 1) << shift
-            code >>= 3
-    return palette
-
-
 # ---------------------------------------------------------------- ADE20K
 
 def _list_ade20k(source, required_splits):
@@ -146,49 +129,6 @@ def _list_ade20k(source, required_splits):
 
 def _ade20k_classes(source, num_classes, ignore_label):
     return scene_parsing.ade20k_class_names(), scene_parsing.ade20k_palette()
-
-
-# ---------------------------------------------------------------- PASCAL VOC, with SBD
-
-def list_voc(source, required_splits):
-    """VOC train and val from ImageSets/Segmentation; with source.sbd_dir, training on SBD train + val + VOC train
-    minus every VOC val image."""
-    root = downloads.ensure_extracted(source.data_dir, source.data_url or VOC_URL, VOC_ROOT, source.timeout)
-    ids = {split: _read_ids(os.path.join(root, "ImageSets", "Segmentation", name + ".txt"), split in required_splits)
-           for split, name in (("training", "train"), ("validation", "val"))}
-    records = {split: _existing_pairs([(os.path.join(root, "JPEGImages", name + ".jpg"),
-                                        os.path.join(root, "SegmentationClass", name + ".png")) for name in names])
-               for split, names in ids.items()}
-    if source.sbd_dir and "training" in required_splits:
-        records["training"] = _with_sbd(records["training"], ids["validation"], _sbd_dataset_dir(source.sbd_dir))
-    for split in SPLITS:
-        print("No. of %s files: %d" % (split, len(records[split])))
-        _require_pairs(records[split], split, required_splits, "%s/ImageSets/Segmentation" % root)
-    return records["training"], records["validation"]
-
-
-def _with_sbd(voc_train, voc_val_ids, sbd_root):
-    """VOC train plus the SBD train and val images that are neither in it nor in VOC val (annotations: .mat)."""
-    sbd_ids = _read_ids(os.path.join(sbd_root, "train.txt")) + _read_ids(os.path.join(sbd_root, "val.txt"))
-    left_out = set(voc_val_ids) | {record["filename"] for record in voc_train}
-    added = _existing_pairs([(os.path.join(sbd_root, "img", name + ".jpg"), os.path.join(sbd_root, "cls", name + ".mat"))
-                             for name in sorted(set(sbd_ids) - left_out)])
-    print("SBD %s: %d train+val images, %d of them neither VOC train nor VOC val; training on %d + %d"
-          % (sbd_root, len(set(sbd_ids)), len(added), len(voc_train), len(added)))
-    return voc_train + added
-
-
-def _sbd_dataset_dir(sbd_dir):
-    """The folder of SBD's cls/, img/, train.txt: sbd_dir, its dataset/ or its benchmark_RELEASE/dataset/."""
-    for folder in (os.path.join(sbd_dir, "benchmark_RELEASE", "dataset"), os.path.join(sbd_dir, "dataset"), sbd_dir):
-        if os.path.isdir(os.path.join(folder, "cls")):
-            return folder
-    raise DataError("--sbd_dir=%s holds no benchmark_RELEASE/dataset/cls/: extract benchmark.tgz (SBD) there"
-                    % sbd_dir)
-
-
-def _voc_classes(source, num_classes, ignore_label):
-    return VOC_CLASSES, voc_palette(len(VOC_CLASSES))
 
 
 # ---------------------------------------------------------------- a folder of pairs
@@ -205,7 +145,7 @@ def list_folder(source, required_splits):
                    for split in SPLITS}
         where = "%s/images/<split>/ and annotations/<split>/" % source.data_dir
     for split in SPLITS:
-        _require_pairs(records[split], split, required_splits, where)
+        pairs.require_pairs(records[split], split, required_splits, where)
     return records["training"], records["validation"]
 
 
@@ -213,7 +153,7 @@ def _listed_pairs(list_file, data_dir):
     """The pairs of `image_path annotation_path` lines (relative to data_dir) of list_file; none without one."""
     if not list_file:
         return []
-    pairs = []
+    listed = []
     with open(list_file) as lines:
         for number, line in enumerate(lines, start=1):
             fields = line.split()
@@ -222,8 +162,8 @@ def _listed_pairs(list_file, data_dir):
             if len(fields) != 2:
                 raise DataError("%s line %d: expected `image_path annotation_path`, found %d fields"
                                 % (list_file, number, len(fields)))
-            pairs.append(tuple(os.path.join(data_dir, field) for field in fields))
-    records = _existing_pairs(pairs)
+            listed.append(tuple(os.path.join(data_dir, field) for field in fields))
+    records = pairs.existing_pairs(listed)
     print("%s: %d pairs" % (list_file, len(records)))
     return records
 
@@ -275,7 +215,7 @@ def list_arrays(source, required_splits):
             records[split] = [{"image": images, "annotation": labels, "index": index, "filename": "%s_%06d" % (prefix, index)}
                               for index in range(_check_arrays(images, labels))]
         print("No. of %s files: %d" % (split, len(records[split])))
-        _require_pairs(records[split], split, required_splits, "%s and %s" % (images, labels))
+        pairs.require_pairs(records[split], split, required_splits, "%s and %s" % (images, labels))
     return records["training"], records["validation"]
 
 
@@ -351,47 +291,18 @@ def _class_names_file(data_dir):
 def _named_classes(names, palette, num_classes, data_dir):
     """(names, palette) of a class file, checked against --num_classes; or num_classes generic ones."""
     if names is None:
-        return ["class %d" % index for index in range(num_classes)], voc_palette(num_classes)
+        return ["class %d" % index for index in range(num_classes)], voc.voc_palette(num_classes)
     if num_classes and num_classes != len(names):
         raise DataError("The class file in %s names %d classes but --num_classes=%d: drop the flag, or fix the file"
                         % (data_dir, len(names), num_classes))
-    return names, voc_palette(len(names)) if palette is None else palette
-
-
-def _read_ids(path, required=True):
-    """The image ids of a VOC/SBD list file, one a line."""
-    if not os.path.exists(path):
-        if required:
-            raise DataError("%s is missing: is this the VOC2012 (or SBD) layout as the official archive extracts?"
-                            % path)
-        return []
-    with open(path) as ids:
-        return [line.strip() for line in ids if line.strip()]
-
-
-def _existing_pairs(pairs):
-    """Records of the (image, annotation) paths whose files both exist; a line for each pair left out."""
-    records = []
-    for image, annotation in pairs:
-        missing = [path for path in (image, annotation) if not os.path.exists(path)]
-        if missing:
-            print("Left out, missing: %s" % ", ".join(missing))
-            continue
-        records.append({"image": image, "annotation": annotation, "filename": scene_parsing.image_stem(image)})
-    return records
-
-
-def _require_pairs(records, split, required_splits, where):
-    if split in required_splits and not records:
-        raise DataError("No image/annotation pairs in the %s split: expected them in %s. Check --data_dir and "
-                        "--dataset." % (split, where))
+    return names, voc.voc_palette(len(names)) if palette is None else palette
 
 
 # Per dataset: its listing, its classes (names, colours), its own ignore label, the class its scores leave out, and
 # what its data_dir holds when nothing can be downloaded into it (None: the listing downloads what is missing).
 Kind = collections.namedtuple("Kind", ["list_pairs", "classes", "ignore_label", "unscored_class", "data_dir_holds"])
 KINDS = {"ade20k": Kind(_list_ade20k, _ade20k_classes, None, 0, None),
-         "voc": Kind(list_voc, _voc_classes, VOC_IGNORE_LABEL, None, None),
+         "voc": Kind(voc.list_voc, voc.voc_classes, voc.VOC_IGNORE_LABEL, None, None),
          "folder": Kind(list_folder, _folder_classes, None, None, "your images/ and annotations/"),
          "arrays": Kind(list_arrays, _arrays_classes, None, None, "train_images.npy, train_labels.npy, "
                         "validation_images.npy and validation_labels.npy")}

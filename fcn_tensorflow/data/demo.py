@@ -20,6 +20,7 @@ import scipy.io
 
 from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import matconvnet
+from fcn_tensorflow.data import voc
 
 # ADE20K class indices (objectInfo150.csv) and the base colours the synthetic scenes paint them with.
 OTHER, WALL, SKY, FLOOR, TREE, PERSON, CAR, PAINTING = 0, 1, 3, 4, 5, 13, 21, 23
@@ -152,14 +153,14 @@ def relabel(labels, mapping):
 
 def voc_labels(labels):
     """VOC labels of a scene: its classes, and 255 on every pixel next to another class (VOC's object outlines)."""
-    voc = relabel(labels, VOC_OF_SCENE)
-    border = np.zeros(voc.shape, bool)
+    voc_labelled = relabel(labels, VOC_OF_SCENE)
+    border = np.zeros(voc_labelled.shape, bool)
     for axis in (0, 1):
-        changes = np.diff(voc, axis=axis) != 0
+        changes = np.diff(voc_labelled, axis=axis) != 0
         border[tuple(slice(None, -1) if a == axis else slice(None) for a in (0, 1))] |= changes
         border[tuple(slice(1, None) if a == axis else slice(None) for a in (0, 1))] |= changes
-    voc[border] = 255
-    return voc
+    voc_labelled[border] = 255
+    return voc_labelled
 
 
 def scenes(count, min_size, max_size, seed):
@@ -173,14 +174,14 @@ def scenes(count, min_size, max_size, seed):
 def write_palette_png(path, labels):
     """A palette ("P") PNG whose pixel values are the labels and whose colours are the VOC devkit's."""
     picture = Image.fromarray(labels, "P")
-    picture.putpalette(datasets.voc_palette().ravel().tolist())
+    picture.putpalette(voc.voc_palette().ravel().tolist())
     picture.save(path)
 
 
 def write_voc_dataset(data_dir, num_training=40, num_validation=10, min_size=48, max_size=96, seed=0):
     """Write data_dir/VOCdevkit/VOC2012 as the VOC tar extracts (JPEGs, palette PNGs with 255 borders, the
     Segmentation lists); returns {'training': ids, 'validation': ids}."""
-    root = os.path.join(data_dir, datasets.VOC_ROOT)
+    root = os.path.join(data_dir, voc.VOC_ROOT)
     for folder in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
         os.makedirs(os.path.join(root, folder), exist_ok=True)
     ids = {"training": ["2012_%06d" % index for index in range(num_training)],
@@ -217,7 +218,7 @@ def write_folder_dataset(data_dir, num_training=40, num_validation=10, min_size=
     """Write data_dir/images/<split>/ and annotations/<split>/ with the scenes as 5 classes (or 2 with binary),
     annotations as index PNGs and the names in classes.txt, or with colors as RGB masks and classes.csv."""
     class_names, mapping = (BINARY_CLASSES, BINARY_OF_SCENE) if binary else (OWN_CLASSES, OWN_OF_SCENE)
-    palette = datasets.voc_palette(len(class_names))
+    palette = voc.voc_palette(len(class_names))
     drawn = scenes(num_training + num_validation, min_size, max_size, seed)
     for split, number in (("training", num_training), ("validation", num_validation)):
         for folder in ("images", "annotations"):

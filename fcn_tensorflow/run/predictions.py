@@ -83,8 +83,8 @@ def predict_batch(sess, predictor, images):
     return [labels[index, :image.shape[0], :image.shape[1]] for index, image in enumerate(images)]
 
 
-def saved_predictions(predictions_dir, records, num_classes=scene_parsing.NUM_OF_CLASSESS, label_colors=None, ignore_label=None,
-                      label_values=None):
+def saved_predictions(predictions_dir, records, num_classes=scene_parsing.NUM_OF_CLASSESS, label_colors=None,
+                      ignore_label=None, label_values=None):
     """(annotation, prediction) of each record, the prediction read from predictions_dir/<stem>.png; annotations
     mapped through label_values when given."""
     for record in records:

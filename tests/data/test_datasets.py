@@ -14,6 +14,7 @@ import pytest
 from tensorflow.core.protobuf import saved_model_pb2
 
 from fcn_tensorflow.data import datasets
+from fcn_tensorflow.data import voc
 from fcn_tensorflow.data import demo as demo_data
 from fcn_tensorflow.data import reader as data_reader
 from fcn_tensorflow.data.reader import DataError
@@ -41,7 +42,7 @@ def voc_dir(tmp_path):
 
 
 def test_voc_palette_is_the_devkit_s():
-    palette = datasets.voc_palette()
+    palette = voc.voc_palette()
     assert palette.shape == (256, 3) and palette.dtype == np.uint8
     assert [tuple(palette[index]) for index in (0, 1, 15, 255)] == [(0, 0, 0), (128, 0, 0), (192, 128, 128),
                                                                     (224, 224, 192)]
@@ -119,7 +120,7 @@ def test_folder_classes_come_from_classes_txt_or_csv_or_num_classes(tmp_path):
     demo_data.write_folder_dataset(data_dir, 2, 1, 32, 32, colors=True)
     classes = datasets.Dataset("folder", source(data_dir)).describe()
     assert classes.class_names == list(demo_data.OWN_CLASSES) and classes.ignore_label is None
-    np.testing.assert_array_equal(classes.palette, datasets.voc_palette(5))
+    np.testing.assert_array_equal(classes.palette, voc.voc_palette(5))
     np.testing.assert_array_equal(datasets.Dataset("folder", source(data_dir)).label_colors(), classes.palette)
     with pytest.raises(DataError, match="names 5 classes but --num_classes=6"):
         datasets.Dataset("folder", source(data_dir)).describe(num_classes=6)
@@ -179,15 +180,15 @@ def test_arrays_that_do_not_fit_are_named(tmp_path, spoil, words):
 
 
 def test_each_dataset_s_ignore_label_scores_and_pictures():
-    voc = datasets.Dataset("voc", source("unused")).describe()
-    assert voc.num_classes == 21 and voc.class_names[15] == "person" and voc.ignore_label == 255
-    assert datasets.Dataset("voc", source("unused")).unscored_class(voc) is None
-    names, palette = datasets.for_pictures(voc)
+    voc_classes = datasets.Dataset("voc", source("unused")).describe()
+    assert voc_classes.num_classes == 21 and voc_classes.class_names[15] == "person" and voc_classes.ignore_label == 255
+    assert datasets.Dataset("voc", source("unused")).unscored_class(voc_classes) is None
+    names, palette = datasets.for_pictures(voc_classes)
     assert len(names) == len(palette) == 256 and names[255] == "ignored" and tuple(palette[255]) == (224, 224, 192)
     ade20k = datasets.Dataset("ade20k", source("unused"), ignore_label=0).describe()
     assert ade20k.num_classes == 151 and datasets.Dataset("ade20k", source("unused")).unscored_class(ade20k) == 0
     assert len(datasets.for_pictures(ade20k)[1]) == 151
-    own = datasets.Classes(3, ["a", "b", "void"], datasets.voc_palette(3), 2)
+    own = datasets.Classes(3, ["a", "b", "void"], voc.voc_palette(3), 2)
     assert datasets.Dataset("folder", source("unused")).unscored_class(own) == 2
 
 
@@ -278,7 +279,7 @@ def test_tensorboard_pictures_of_a_voc_model_use_voc_colours(voc_logs):
     picture = imageio.imread(accumulator.Images("ground_truth/image/0")[-1].encoded_image_string)
     colours = {tuple(color) for color in picture.reshape(-1, picture.shape[-1])[:, :3]}
     assert (224, 224, 192) in colours  # the 255 borders, in the devkit's colour
-    assert colours <= {tuple(color) for color in datasets.voc_palette()}
+    assert colours <= {tuple(color) for color in voc.voc_palette()}
 
 
 @pytest.fixture(scope="module")

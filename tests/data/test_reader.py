@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fcn_tensorflow.data import augment
-from fcn_tensorflow.data import datasets
+from fcn_tensorflow.data import voc
 from fcn_tensorflow.data import reader as dataset
 
 SIZE = 8
@@ -320,13 +320,13 @@ def test_ignore_label_passes_resizing_and_other_labels_past_the_classes_are_bad(
     record = write_pair(tmp_path, "voc", 50, image_size=(24, 16))
     labels = np.full((16, 24), 15, np.uint8)
     labels[:, 12:] = 255  # a VOC border, kept (nearest) through the resize to 8 x 8
-    write_labels(record, labels, datasets.voc_palette())
+    write_labels(record, labels, voc.voc_palette())
     with make_reader([record, record], num_classes=21, ignore_label=255) as reader:
         _, annotations = reader.next_batch(2)
     assert set(np.unique(annotations)) == {15, 255} and np.all(annotations[:, :, 6:] == 255)
 
     labels[0, 0] = 30
-    write_labels(record, labels, datasets.voc_palette())
+    write_labels(record, labels, voc.voc_palette())
     with pytest.raises(dataset.BadPairError, match=re.escape(
             "labels 30..30 outside 0..20 (21 classes) and not the ignore label 255")):
         dataset.load_pair(record, SIZE, num_classes=21, ignore_label=255)

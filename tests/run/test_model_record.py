@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fcn_tensorflow.data import datasets
+from fcn_tensorflow.data import voc
 from fcn_tensorflow.data import demo
 from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import model_record
@@ -27,12 +28,12 @@ def test_model_record_round_trip_and_a_broken_one_says_what_to_do(tmp_path):
 
 
 def test_a_record_brings_back_the_classes_and_the_settings_not_given():
-    voc = datasets.Classes(21, datasets.VOC_CLASSES, datasets.voc_palette(21), 255)
+    voc_classes = datasets.Classes(21, voc.VOC_CLASSES, voc.voc_palette(21), 255)
     settings = Settings(fc_width=64, head="fcn8s", num_classes=None, image_size=224, transpose_vgg_kernels=False,
                         learn_upsampling=True, dataset="voc", ignore_label=None)
-    record = json.loads(json.dumps(model_record.of_model(settings, np.array([1.0, 2.0, 3.0]), voc)))
+    record = json.loads(json.dumps(model_record.of_model(settings, np.array([1.0, 2.0, 3.0]), voc_classes)))
     assert record["num_classes"] == 21 and record["ignore_label"] == 255 and record["mean_pixel"] == [1.0, 2.0, 3.0]
-    assert model_record.classes(record, 255).class_names == list(datasets.VOC_CLASSES)
+    assert model_record.classes(record, 255).class_names == list(voc.VOC_CLASSES)
     assert model_record.classes({"fc_width": 64}, None) is None  # written before records held class names
     values = dict(settings.as_dict(), fc_width=4096, image_size=64, dataset="ade20k")
     applied = model_record.apply(values, {"image_size"}, record, "logs/model.json")

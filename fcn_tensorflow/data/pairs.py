@@ -1,0 +1,37 @@
+"""What every listing of image/annotation pairs does: read a list of ids, keep the pairs whose files exist, and refuse
+a required split without any. No TensorFlow import here."""
+import os
+
+from fcn_tensorflow.data import scene_parsing
+from fcn_tensorflow.data.reader import DataError
+
+SPLITS = scene_parsing.SPLITS
+
+
+def read_ids(path, required=True):
+    """The image ids of a VOC/SBD list file, one a line."""
+    if not os.path.exists(path):
+        if required:
+            raise DataError("%s is missing: is this the VOC2012 (or SBD) layout as the official archive extracts?"
+                            % path)
+        return []
+    with open(path) as ids:
+        return [line.strip() for line in ids if line.strip()]
+
+
+def existing_pairs(pairs):
+    """Records of the (image, annotation) paths whose files both exist; a line for each pair left out."""
+    records = []
+    for image, annotation in pairs:
+        missing = [path for path in (image, annotation) if not os.path.exists(path)]
+        if missing:
+            print("Left out, missing: %s" % ", ".join(missing))
+            continue
+        records.append({"image": image, "annotation": annotation, "filename": scene_parsing.image_stem(image)})
+    return records
+
+
+def require_pairs(records, split, required_splits, where):
+    if split in required_splits and not records:
+        raise DataError("No image/annotation pairs in the %s split: expected them in %s. Check --data_dir and "
+                        "--dataset." % (split, where))
