@@ -32,15 +32,13 @@ def network_predictions(sess, predictor, records, options, native_size=False, la
     or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32. A split of which no
     pair can be used is a DataError."""
     bad_pairs = []
-    if labels_of:
-        for pair in (usable_pair(record, options, bad_pairs, len(records)) for record in records):
-            if pair:
-                yield pair[1], labels_of(pair[0])
-        return
-    for batch in batches_of_a_size(records, 32 if native_size else 1):
+    batches = [[record] for record in records] if labels_of else batches_of_a_size(records, 32 if native_size else 1)
+    for batch in batches:
         pairs = [pair for pair in (usable_pair(record, options, bad_pairs, len(records)) for record in batch) if pair]
         if pairs:
-            for (_, annotation), labels in zip(pairs, predict_batch(sess, predictor, [image for image, _ in pairs])):
+            images = [image for image, _ in pairs]
+            labelled = [labels_of(image) for image in images] if labels_of else predict_batch(sess, predictor, images)
+            for (_, annotation), labels in zip(pairs, labelled):
                 yield annotation, labels
     if records and len(bad_pairs) == len(records):
         raise reader.DataError("None of the %d image/annotation pairs of the validation split can be read; the "
