@@ -25,6 +25,7 @@ from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS  # noqa: F401 (the
 from fcn_tensorflow.net import spec
 from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import model_record
+from fcn_tensorflow.run import tta
 from fcn_tensorflow.run.settings import Settings
 
 NETWORK_NAMES = ("inference", "vgg_net", "train")  # the original's, from fcn_tensorflow/net/network.py
@@ -103,6 +104,20 @@ flags.register_validator("keep_prob", lambda value: 0 < value <= 1, "--keep_prob
 flags.register_validator("image_size", lambda value: value % 32 == 0, "--image_size must be a multiple of 32")
 flags.register_validator("infer_size", lambda value: value is None or (value >= 0 and value % 32 == 0),
                          "--infer_size must be 0 or a positive multiple of 32")
+# Test-time augmentation and tiles (fcn_tensorflow/run/tta.py, tiles.py)
+flags.DEFINE_enum("tta", "none", tta.TTA_CHOICES, "evaluate/predict: flip: also predict the mirrored image and "
+                  "average the class probabilities (mirrored back)")
+flags.DEFINE_list("scales", ["1"], "evaluate/predict: average the class probabilities of copies of the image "
+                  "resized by these factors (the square the net sees with --infer_size=N), at the image's size; "
+                  "1 alone: the plain network")
+flags.DEFINE_integer("tile_size", 0, "evaluate/predict: predict windows of this square (a multiple of 32) on a "
+                     "slide grid, probabilities averaged where they overlap, for images too big to predict whole "
+                     "(each window seen at --infer_size, or at its own size with 0). 0: the whole image", lower_bound=0)
+flags.DEFINE_integer("tile_overlap", None, "pixels shared by neighbouring windows of --tile_size, less than it. "
+                     "Default: tile_size / 4", lower_bound=0)
+flags.register_validator("scales", lambda value: tta.scales_of(value) is not None,
+                         "--scales must be numbers > 0, e.g. 0.75,1,1.25")
+flags.register_validator("tile_size", lambda value: value % 32 == 0, "--tile_size must be 0 or a multiple of 32")
 
 # ---------------------------------------------------------------- flags: the paper's FCNs and how they train
 flags.DEFINE_enum("head", "original", spec.HEADS,
@@ -217,6 +232,8 @@ def settings_from(flag_values):
     values["reader_threads"] = values["reader_threads"] or reader.usable_cores()
     values["output_dir"] = values["output_dir"] or os.path.join(values["logs_dir"], "predictions")
     values["export_dir"] = values["export_dir"] or os.path.join(values["logs_dir"], "saved_model")
+    if values["tile_overlap"] is None:
+        values["tile_overlap"] = values["tile_size"] // 4
     return Settings(**values)
 
 
@@ -241,6 +258,12 @@ def check_settings(settings, found_checkpoints):
         raise UsageError("--output_dir is the --input folder: the label maps would overwrite PNG inputs")
     if settings.mode == "export" and os.path.exists(settings.export_dir):
         raise UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % settings.export_dir)
+    if settings.tile_size and settings.tile_overlap >= settings.tile_size:
+        raise UsageError("--tile_overlap=%d must be less than --tile_size=%d"
+                         % (settings.tile_overlap, settings.tile_size))
+    if settings.mode == "export" and tta.options(settings.tta, settings.scales, settings.tile_size, 0):
+        raise UsageError("--mode=export writes the plain network: --tta, --scales and --tile_size are for evaluate "
+                         "and predict")
     if settings.mode in ("predict", "export") and not found_checkpoints:
         raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir"
                          % (settings.logs_dir, settings.mode))

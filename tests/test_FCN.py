@@ -75,6 +75,12 @@ USAGE_ERRORS = [  # flags -> words of the one line
     (["--momentum=1"], "--momentum must be in [0, 1)"),
     (["--scale_range=2,0.5"], "--scale_range must be two numbers 0 < smallest <= largest"),
     (["--scale_range=0.5"], "--scale_range must be two numbers"),
+    (["--tta=rotate"], "--tta"),
+    (["--scales=0.75,0"], "--scales must be numbers > 0"),
+    (["--scales=big"], "--scales must be numbers > 0"),
+    (["--tile_size=100"], "--tile_size must be 0 or a multiple of 32"),
+    (["--tile_size=64", "--tile_overlap=64"], "--tile_overlap=64 must be less than --tile_size=64"),
+    (["--mode=export", "--scales=0.5"], "--mode=export writes the plain network"),
 ]
 
 

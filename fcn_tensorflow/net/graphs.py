@@ -17,7 +17,8 @@ from fcn_tensorflow.net.spec import Net, Training
 Model = collections.namedtuple("Model", [
     "image", "annotation", "keep_probability", "pred_annotation", "logits", "loss", "train_op",
     "global_step", "train_summary", "validation_summary", "pretrained", "weights_finite", "validation_loss"])
-Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained", "mean_pixel"])
+Predictor = collections.namedtuple("Predictor", ["images", "labels", "probabilities", "pretrained", "mean_pixel",
+                                                 "infer_size", "net_size"], defaults=(None, None))
 
 
 def build_model(weights, mean_pixel, net=Net(), training=Training(), palette=None):
@@ -67,15 +68,21 @@ def all_weights_finite():
                           if var.dtype.base_dtype.is_floating])
 
 
-def build_predictor(weights, mean_pixel, infer_size, net=Net(), precision="float32"):
+def build_predictor(weights, mean_pixel, infer_size, net=Net(), precision="float32", sized=False):
     """The inference path evaluate, predict and export share: uint8 `images` in, `labels` and `probabilities` out.
 
-    precision "bfloat16": the network's variables and arithmetic in bfloat16, its scores cast to float32."""
+    precision "bfloat16": the network's variables and arithmetic in bfloat16, its scores cast to float32. sized: the
+    size the net sees is fed to the placeholder `net_size` (network.inference_at_net_size; tiles and test-time
+    augmentation, run/tta.py), infer_size is only recorded."""
     images = tf.compat.v1.placeholder(tf.uint8, shape=[None, None, None, 3], name="images")
+    net_size = tf.compat.v1.placeholder(tf.int32, shape=[2], name="net_size") if sized else None
     dtype = tf.as_dtype(precision)
     with tf.variable_creator_scope(utils.variables_of(dtype)) if dtype == tf.bfloat16 else contextlib.nullcontext():
-        labels, probabilities = network.inference_at_any_size(images, weights, mean_pixel, infer_size, net)
-    return Predictor(images, labels, probabilities, pretrained_loader(weights), mean_pixel)
+        if sized:
+            labels, probabilities = network.inference_at_net_size(images, net_size, weights, mean_pixel, net)
+        else:
+            labels, probabilities = network.inference_at_any_size(images, weights, mean_pixel, infer_size, net)
+    return Predictor(images, labels, probabilities, pretrained_loader(weights), mean_pixel, infer_size, net_size)
 
 
 def pretrained_loader(weights):

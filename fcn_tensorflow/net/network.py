@@ -221,6 +221,27 @@ def inference_at_any_size(images, weights, mean_pixel, infer_size, net=Net()):
         logits = tf.image.resize(logits, size, method="bilinear")
     else:
         logits = logits[:, :size[0], :size[1]]
+    return labels_and_probabilities(logits)
+
+
+def inference_at_net_size(images, net_size, weights, mean_pixel, net=Net()):
+    """inference_at_any_size where the size the net sees is an input: uint8 images [N, H, W, 3] resized to
+    net_size [height, width] (int32 tensor; nearest, as the training data), padded to a multiple of 32 with the
+    mean pixel; the class scores cropped back to net_size and resized to H x W (bilinear). Test-time augmentation
+    and tiles (run/tta.py) feed each copy or window its own size."""
+    image = tf.cast(images, tf.float32)
+    mean_pixel = mean_pixel.astype(np.float32)
+    pad = -net_size % 32
+    net_input = tf.image.resize(image, net_size, method="nearest") - mean_pixel
+    net_input = tf.pad(net_input, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]]) + mean_pixel
+    _, logits = inference(net_input, 1.0, weights, mean_pixel, net._replace(debug=False))
+    logits = tf.image.resize(logits[:, :net_size[0], :net_size[1]], tf.shape(image)[1:3], method="bilinear")
+    return labels_and_probabilities(logits)
+
+
+def labels_and_probabilities(logits):
+    """(`labels`: the argmax, `probabilities`: the softmax) of class scores [N, H, W, classes], in float32 (a
+    bfloat16 network's scores are cast)."""
     if logits.dtype != tf.float32:  # a bfloat16 network: scores, labels and softmax in float32
         logits = tf.cast(logits, tf.float32)
     labels = tf.argmax(logits, axis=3, output_type=tf.int32, name="labels")

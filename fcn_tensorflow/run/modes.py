@@ -23,6 +23,7 @@ from fcn_tensorflow.run import model_record
 from fcn_tensorflow.run import predictions
 from fcn_tensorflow.run import session
 from fcn_tensorflow.run import training
+from fcn_tensorflow.run import tta
 from fcn_tensorflow.run.precision import BFLOAT16, FLOAT32, mixed_precision_type
 
 PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
@@ -120,7 +121,8 @@ def run_evaluate(settings, found_checkpoints):
     sess, predictor, checkpoint = inference_session(settings, found_checkpoints, classes)
     with sess:
         labelled = predictions.network_predictions(sess, predictor, records, options,
-                                                   native_size=settings.infer_size == 0)
+                                                   native_size=settings.infer_size == 0,
+                                                   labels_of=labeller(settings, sess, predictor))
         predictions.evaluate_mode(labelled, len(records), settings.logs_dir, checkpoint, classes.class_names,
                                   unscored)
 
@@ -132,7 +134,8 @@ def run_predict(settings, found_checkpoints):
     sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
     class_names, palette = datasets.for_pictures(classes)
     with sess:
-        skipped = predictions.predict_mode(sess, predictor, settings.input, settings.output_dir, palette, class_names)
+        skipped = predictions.predict_mode(sess, predictor, settings.input, settings.output_dir, palette, class_names,
+                                           labeller(settings, sess, predictor))
     return PREDICT_SKIPPED_STATUS if skipped else 0
 
 
@@ -263,7 +266,8 @@ def inference_session(settings, found_checkpoints, classes):
     weights, mean_pixel = vgg_unless_restored(settings, found_checkpoints)
     infer_size = settings.image_size if settings.infer_size is None else settings.infer_size
     precision = compute_precision(settings)
-    predictor = graphs.build_predictor(weights, mean_pixel, infer_size, network(settings, classes), precision)
+    predictor = graphs.build_predictor(weights, mean_pixel, infer_size, network(settings, classes), precision,
+                                       sized=augmentation_options(settings) is not None)
     # a bfloat16 graph is bfloat16 itself, variables included: nothing for the session to rewrite
     sess = session.make_session(precision=FLOAT32 if precision == BFLOAT16 else precision)
     init_checkpoint = checkpoints.resolve_checkpoint(settings.init_checkpoint or "")
@@ -316,3 +320,14 @@ def compute_precision(settings):
     if note:
         print(note)
     return chosen
+
+
+def augmentation_options(settings):
+    """tta.Options of --tta, --scales and --tile_size, or None for the plain network."""
+    return tta.options(settings.tta, settings.scales, settings.tile_size, settings.tile_overlap)
+
+
+def labeller(settings, sess, predictor):
+    """labels_of(image) with test-time augmentation or tiles, or None for the plain network."""
+    chosen = augmentation_options(settings)
+    return tta.labeller(sess, predictor, chosen) if chosen else None

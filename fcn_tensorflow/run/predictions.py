@@ -22,19 +22,23 @@ def predict_labels(sess, predictor, image):
     return sess.run(predictor.labels, feed_dict={predictor.images: image[np.newaxis]})[0].astype(np.uint8)
 
 
-def network_predictions(sess, predictor, records, options, native_size=False):
+def network_predictions(sess, predictor, records, options, native_size=False, labels_of=None):
     """(annotation, prediction) of each validation record, predicted at the annotation's own size; a pair that
     cannot be used (see reader.load_pair with `options`) is skipped with a line, and more of them than
-    reader.check_bad_fraction allows stop the run.
+    reader.check_bad_fraction allows stop the run. labels_of(image) (tiles, test-time augmentation: tta.py): each
+    image alone through it, as predict does.
 
     Images the network sees at the same size run as one batch (in the order of their sizes): of the same size,
     or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32. A split of which no
     pair can be used is a DataError."""
     bad_pairs = []
-    for batch in batches_of_a_size(records, 32 if native_size else 1):
+    batches = [[record] for record in records] if labels_of else batches_of_a_size(records, 32 if native_size else 1)
+    for batch in batches:
         pairs = [pair for pair in (usable_pair(record, options, bad_pairs, len(records)) for record in batch) if pair]
         if pairs:
-            for (_, annotation), labels in zip(pairs, predict_batch(sess, predictor, [image for image, _ in pairs])):
+            images = [image for image, _ in pairs]
+            labelled = [labels_of(image) for image in images] if labels_of else predict_batch(sess, predictor, images)
+            for (_, annotation), labels in zip(pairs, labelled):
                 yield annotation, labels
     if records and len(bad_pairs) == len(records):
         raise reader.DataError("None of the %d image/annotation pairs of the validation split can be read; the "
@@ -135,9 +139,10 @@ def image_files(path):
     return files
 
 
-def predict_mode(sess, predictor, input_path, output_dir, palette, class_names):
+def predict_mode(sess, predictor, input_path, output_dir, palette, class_names, labels_of=None):
     """<stem>.png (label map at the input's size), <stem>_color.png and <stem>_overlay.png per image, the two
-    pictures with a legend of the classes in that image under them (pictures.with_legend).
+    pictures with a legend of the classes in that image under them (pictures.with_legend); labelled by
+    labels_of(image) (tiles, test-time augmentation: tta.py), by default the predictor's labels.
 
     A file that cannot be read is skipped with a line; returns the paths skipped."""
     os.makedirs(output_dir, exist_ok=True)
@@ -150,7 +155,7 @@ def predict_mode(sess, predictor, input_path, output_dir, palette, class_names):
             print("Skipping %s: it cannot be read as an image (%s)" % (path, error))
             skipped.append(path)
             continue
-        labels = predict_labels(sess, predictor, image)
+        labels = labels_of(image) if labels_of else predict_labels(sess, predictor, image)
         stem = scene_parsing.image_stem(path)
         pictures.save_image(labels, output_dir, stem)
         for suffix, picture in (("_color", pictures.colorize(labels, palette)),
