@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from fcn_tensorflow.data import datasets
+from fcn_tensorflow.run import checkpoints
 
 MODEL_RECORD = "model.json"
 # What model.json records of the settings: those that shape the network (another value could not restore its
@@ -21,7 +22,10 @@ CLASS_WEIGHT_KEYS = ("class_weights", "class_weights_from")
 
 
 def read(logs_dir):
-    """The dict of logs_dir/model.json, or None when there is none; ValueError when it does not read."""
+    """The dict of logs_dir/model.json, or None when there is none, or no checkpoint beside it (a training stopped
+    before its first save describes no model: the next one records its own); ValueError when it does not read."""
+    if not checkpoints.list_checkpoints(logs_dir):
+        return None
     path = os.path.join(logs_dir, MODEL_RECORD)
     try:
         with open(path) as record_file:

@@ -20,8 +20,10 @@ from tests.helpers import MODEL_URL, NARROW_FC, run_main
 def test_model_record_round_trip_and_a_broken_one_says_what_to_do(tmp_path):
     assert model_record.read(str(tmp_path)) is None
     model_record.write(str(tmp_path), {"fc_width": 64, "dataset": "ade20k"})
-    assert model_record.read(str(tmp_path)) == {"fc_width": 64, "dataset": "ade20k"}
     assert os.listdir(str(tmp_path)) == [model_record.MODEL_RECORD]
+    assert model_record.read(str(tmp_path)) is None  # no checkpoint beside it: it describes no model
+    (tmp_path / "model.ckpt-0.index").write_bytes(b"")
+    assert model_record.read(str(tmp_path)) == {"fc_width": 64, "dataset": "ade20k"}
     (tmp_path / model_record.MODEL_RECORD).write_text("{broken")
     with pytest.raises(ValueError, match="model.json cannot be read .* delete it and pass the flags it held"):
         model_record.read(str(tmp_path))

@@ -173,14 +173,14 @@ def tiny_training(vgg_mat, logs_dir, **flags):
 @pytest.mark.slow
 def test_0_255_masks_train_with_label_values_and_evaluate_without_it(vgg_mat, tmp_path, run_fcn, capsys):
     data = write_mask_dataset(str(tmp_path / "masks"))
+    flags = tiny_training(vgg_mat, tmp_path / "logs", **data)
     with pytest.raises(SystemExit) as exit_info:
-        run_fcn("train", **tiny_training(vgg_mat, tmp_path / "refused", **data))
+        run_fcn("train", **flags)
     assert re.match(r"FCN.py: error: \d of 6 image/annotation pairs are bad.*: labels 255..255 outside 0..1 \(2 "
                     r"classes\); 0/255 masks\? pass --label_values=0,255", exit_info.value.code)
     capsys.readouterr()
 
-    flags = tiny_training(vgg_mat, tmp_path / "logs", **data)
-    run_fcn("train", label_values="0,255", **dict(flags, max_iteration=7))
+    run_fcn("train", label_values="0,255", **dict(flags, max_iteration=7))  # as told, into the same logs_dir
     out = capsys.readouterr().out
     assert "Skipping" not in out and "no pixel" not in out  # both classes seen in the first epoch
     assert model_record.read(flags["logs_dir"])["label_values"] == [0, 255]
