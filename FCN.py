@@ -89,7 +89,7 @@ flags.DEFINE_bool("mixed_precision", False,
                   "avx512_bf16 or amx_bf16: bfloat16 (float32 variables when training); on a GPU: float16 with "
                   "float32 master weights and dynamic loss scaling; other CPUs: float32, with a line saying so. "
                   "export: a bfloat16 SavedModel")
-# Several devices and machines (tf.distribute, see distribute.py)
+# Several devices and machines (tf.distribute, see fcn_tensorflow/run/distribute.py)
 flags.DEFINE_integer("replicas", None,
                      "train: data-parallel replicas on this machine, one per GPU; on a machine without GPUs, N logical "
                      "CPU devices (for checking: slower, not faster). Default: the number of visible GPUs, or 1",
@@ -214,19 +214,16 @@ class UsageError(Exception):
     """A command line that cannot work; the message says why."""
 
 
-def settings_from(flag_values):
-    """The run's Settings from parsed flags: those not given take what logs_dir/model.json records (a given one that
-    shapes the network differently is a ValueError), then the defaults that depend on other flags."""
+def settings_from(flag_values, given):
+    """(the run's Settings, logs_dir's model record or None) from parsed flags: those not `given` on the command
+    line take what logs_dir/model.json records, then the defaults that depend on other flags."""
     values = {name: flag_values[name].value for name in FLAG_NAMES}
     if os.path.exists(values["logs_dir"]) and not os.path.isdir(values["logs_dir"]):
         raise UsageError("--logs_dir=%s is a file: it should be a folder (new, or holding the checkpoints)"
                          % values["logs_dir"])
     record = model_record.read(values["logs_dir"])
     if record:
-        given = {name for name in FLAG_NAMES if flag_values[name].present}
-        if values["mode"] == "train":  # training into a logs_dir of another model would overwrite it
-            model_record.check_against_data(record, values, given)
-        values = model_record.apply(values, given, record, os.path.join(values["logs_dir"], model_record.MODEL_RECORD))
+        values = model_record.apply(values, given, record)
     if values["transpose_vgg_kernels"] is None:  # the original's checkpoints need it; the file's order is H, W, in, out
         values["transpose_vgg_kernels"] = values["head"] == "original"
     values["reader_threads"] = values["reader_threads"] or reader.usable_cores()
@@ -234,15 +231,18 @@ def settings_from(flag_values):
     values["export_dir"] = values["export_dir"] or os.path.join(values["logs_dir"], "saved_model")
     if values["tile_overlap"] is None:
         values["tile_overlap"] = values["tile_size"] // 4
-    return Settings(**values)
+    return Settings(**values), record
 
 
-def check_settings(settings, found_checkpoints):
+def open_dataset(settings):
+    """The run's datasets.Dataset, built once and handed to the mode with the settings."""
+    return datasets.open_dataset(settings.dataset, settings.data_dir, settings.data_url, settings.download_timeout,
+                                 settings.sbd_dir, settings.train_list, settings.val_list, settings.ignore_label)
+
+
+def check_settings(settings, dataset, found_checkpoints):
     """Refuse, before TensorFlow is loaded, what cannot work with these settings."""
-    datasets.check_options(settings.dataset, {name: getattr(settings, name)
-                                              for name in ("sbd_dir", "train_list", "val_list")})
-    if settings.mode in DATA_MODES:
-        datasets.check_data_dir(settings.dataset, settings.data_dir, bool(settings.train_list or settings.val_list))
+    dataset.check_paths(reads_data=settings.mode in DATA_MODES)
     if settings.init_checkpoint and not checkpoints.resolve_checkpoint(settings.init_checkpoint):
         raise UsageError("--init_checkpoint=%s is neither a checkpoint (its .index file) nor a folder holding one"
                          % settings.init_checkpoint)
@@ -261,9 +261,13 @@ def check_settings(settings, found_checkpoints):
     if settings.tile_size and settings.tile_overlap >= settings.tile_size:
         raise UsageError("--tile_overlap=%d must be less than --tile_size=%d"
                          % (settings.tile_overlap, settings.tile_size))
-    if settings.mode == "export" and tta.options(settings.tta, settings.scales, settings.tile_size, 0):
-        raise UsageError("--mode=export writes the plain network: --tta, --scales and --tile_size are for evaluate "
-                         "and predict")
+    if tta.options(settings.tta, settings.scales, settings.tile_size, 0):
+        if settings.mode == "export":
+            raise UsageError("--mode=export writes the plain network: --tta, --scales and --tile_size are for "
+                             "evaluate and predict")
+        if settings.mode in ("train", "visualize") or settings.predictions_dir:
+            raise UsageError("--tta, --scales and --tile_size are for evaluate and predict of the network, not for %s"
+                             % ("--predictions_dir" if settings.predictions_dir else "--mode=" + settings.mode))
     if settings.mode in ("predict", "export") and not found_checkpoints:
         raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir"
                          % (settings.logs_dir, settings.mode))
@@ -281,15 +285,19 @@ def main(argv):
     """Check the flags and what they name, then load TensorFlow and run the mode. Returns the exit status."""
     del argv
     try:
-        settings = settings_from(FLAGS)
+        given = {name for name in FLAG_NAMES if FLAGS[name].present}
+        settings, record = settings_from(FLAGS, given)
+        dataset = open_dataset(settings)
+        if record:
+            model_record.check(record, settings, given, dataset)
         found_checkpoints = checkpoints.list_checkpoints(settings.logs_dir)
-        check_settings(settings, found_checkpoints)
+        check_settings(settings, dataset, found_checkpoints)
     except (UsageError, ValueError, datasets.DataError) as error:
         sys.exit("FCN.py: error: %s" % error)
     console.import_tensorflow_quietly()
     from fcn_tensorflow.run import modes  # loads TensorFlow, which waits until the flags are known to be good
     try:
-        return modes.run(settings, found_checkpoints)
+        return modes.run(settings, dataset, found_checkpoints)
     except modes.ERRORS as error:
         sys.exit("FCN.py: error: %s" % error)
 

@@ -59,7 +59,7 @@ def build_parser():
     parser.add_argument("--replicas", default="1,2",
                         help="time training with these replica counts too (FCN.py --replicas, --batch_size each)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: widths 4,8,8,16,16, fc_width 16, 64x64 and 96x96, 2 repeats")
+                        help="smoke run: widths 4,8,8,16,16, fc_width 16, 64x64 and 96x96, 2 repeats, 16 reader pairs")
     parser.add_argument("--reader_pairs", type=int, default=200, help="ADE-sized pairs the reader is timed on")
     parser.add_argument("--reader_only", action="store_true", help="time the reader alone (1 and all threads)")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
@@ -125,7 +125,7 @@ def synthetic_reader(image_size, batch_size, folder):
     """A BatchDatset over a few synthetic scenes, read and resized like the real data."""
     data_dir = os.path.join(folder, "Data_zoo")
     demo.write_scene_dataset(data_dir, num_training=4 * batch_size, num_validation=1,
-                                  min_size=image_size // 2, max_size=image_size * 2)
+                             min_size=image_size // 2, max_size=image_size * 2)
     train_records, _ = scene_parsing.read_dataset(data_dir)
     return BatchDatset(train_records, {"resize": True, "resize_size": image_size})
 

@@ -34,28 +34,6 @@ Source = collections.namedtuple("Source", ["data_dir", "data_url", "timeout", "s
 Classes = collections.namedtuple("Classes", ["num_classes", "class_names", "palette", "ignore_label"])
 
 
-def check_options(dataset, options):
-    """ValueError for a dataset option ({flag name: value}) given to another dataset, naming nothing, or naming a
-    file where a folder should be (or the reverse)."""
-    for name, value in options.items():
-        if value and OPTION_DATASETS[name] != dataset:
-            raise ValueError("--%s is for --dataset=%s, not %s" % (name, OPTION_DATASETS[name], dataset))
-        if value and not os.path.exists(value):
-            raise ValueError("--%s=%s does not exist" % (name, value))
-        if value and os.path.isdir(value) != (name == "sbd_dir"):
-            raise ValueError("--%s=%s is a %s: it should be %s" % (name, value, "folder" if os.path.isdir(value)
-                                                                    else "file", OPTION_KINDS[name]))
-
-
-def check_data_dir(dataset, data_dir, listed=False):
-    """ValueError when data_dir is no folder and the dataset downloads nothing into it (folder, arrays); the pairs
-    of list files (listed) may lie anywhere."""
-    holds = KINDS[dataset].data_dir_holds
-    if holds and not listed and not os.path.isdir(data_dir):
-        raise ValueError("--data_dir=%s %s: it should be the folder of %s (--dataset=%s)"
-                         % (data_dir, "is a file" if os.path.exists(data_dir) else "does not exist", holds, dataset))
-
-
 class Dataset(object):
     """A dataset as one run reads it, built once by open_dataset: its name, where its pairs are (a Source), its
     ignore label; it lists its pairs, describes its classes, and says which class its scores leave out."""
@@ -63,6 +41,27 @@ class Dataset(object):
     def __init__(self, name, source, ignore_label=None):
         self.name, self.source, self._kind = name, source, KINDS[name]
         self.ignore_label = self._kind.ignore_label if ignore_label is None else ignore_label
+
+    def check_paths(self, reads_data=True):
+        """ValueError for a dataset option (--sbd_dir, --train_list, --val_list) given to another dataset, naming
+        nothing, or naming a file where a folder should be (or the reverse); and, when the run reads_data, for a
+        data_dir that is no folder where nothing can be downloaded into it (folder, arrays: the pairs of list files
+        may lie anywhere)."""
+        for name, value in (("sbd_dir", self.source.sbd_dir), ("train_list", self.source.train_list),
+                            ("val_list", self.source.val_list)):
+            if value and OPTION_DATASETS[name] != self.name:
+                raise ValueError("--%s is for --dataset=%s, not %s" % (name, OPTION_DATASETS[name], self.name))
+            if value and not os.path.exists(value):
+                raise ValueError("--%s=%s does not exist" % (name, value))
+            if value and os.path.isdir(value) != (name == "sbd_dir"):
+                raise ValueError("--%s=%s is a %s: it should be %s" % (name, value, "folder" if os.path.isdir(value)
+                                                                        else "file", OPTION_KINDS[name]))
+        holds, data_dir = self._kind.data_dir_holds, self.source.data_dir
+        listed = self.source.train_list or self.source.val_list
+        if reads_data and holds and not listed and not os.path.isdir(data_dir):
+            raise ValueError("--data_dir=%s %s: it should be the folder of %s (--dataset=%s)"
+                             % (data_dir, "is a file" if os.path.exists(data_dir) else "does not exist", holds,
+                                self.name))
 
     def list_pairs(self, required_splits=SPLITS):
         """(training records, validation records); a required split without pairs is a DataError."""
@@ -77,15 +76,28 @@ class Dataset(object):
     def stated_class_count(self, num_classes=None):
         """The classes this data states: num_classes when given, else its class file's count (folder, arrays);
         None when it states none (ADE20K's and VOC's are the dataset's own, not the data's)."""
-        files = {"folder": (CLASS_COLORS_FILE, CLASS_NAMES_FILE), "arrays": (CLASS_NAMES_FILE,)}.get(self.name, ())
+        files = self._kind.class_files
         if num_classes or not any(os.path.exists(os.path.join(self.source.data_dir, name)) for name in files):
             return num_classes
         return self.describe().num_classes
 
+    def labels_class_count(self):
+        """How many classes the labels need (the largest label + 1, the ignore label aside), where the labels are
+        what states the classes (arrays without a class file); else None."""
+        if not self._kind.labels_state_classes or not os.path.isdir(self.source.data_dir):
+            return None
+        return array_class_count(self.source.data_dir, self.ignore_label)
+
+    @property
+    def has_own_classes(self):
+        """True when the classes are the user's (a folder's or arrays' class file, or their labels), not a fixed
+        list of the dataset's own (ADE20K, VOC)."""
+        return bool(self._kind.class_files)
+
     def label_colors(self):
         """The (K, 3) colours of classes.csv that RGB annotations are mapped through (folder only), or None."""
         colors_path = os.path.join(self.source.data_dir, CLASS_COLORS_FILE)
-        if self.name != "folder" or not os.path.exists(colors_path):
+        if CLASS_COLORS_FILE not in self._kind.class_files or not os.path.exists(colors_path):
             return None
         return read_class_colors(colors_path)[1]
 
@@ -293,17 +305,21 @@ def _named_classes(names, palette, num_classes, data_dir):
     if names is None:
         return ["class %d" % index for index in range(num_classes)], voc.voc_palette(num_classes)
     if num_classes and num_classes != len(names):
-        raise DataError("The class file in %s names %d classes but --num_classes=%d: drop the flag, or fix the file"
+        raise DataError("The class file in %s names %d classes but this run asks for %d (--num_classes, or the "
+                        "count of --label_values): drop the flag, or fix the file"
                         % (data_dir, len(names), num_classes))
     return names, voc.voc_palette(len(names)) if palette is None else palette
 
 
-# Per dataset: its listing, its classes (names, colours), its own ignore label, the class its scores leave out, and
-# what its data_dir holds when nothing can be downloaded into it (None: the listing downloads what is missing).
-Kind = collections.namedtuple("Kind", ["list_pairs", "classes", "ignore_label", "unscored_class", "data_dir_holds"])
-KINDS = {"ade20k": Kind(_list_ade20k, _ade20k_classes, None, 0, None),
-         "voc": Kind(voc.list_voc, voc.voc_classes, voc.VOC_IGNORE_LABEL, None, None),
-         "folder": Kind(list_folder, _folder_classes, None, None, "your images/ and annotations/"),
+# Per dataset: its listing, its classes (names, colours), its own ignore label, the class its scores leave out, what
+# its data_dir holds when nothing can be downloaded into it (None: the listing downloads what is missing), the files
+# in data_dir that state its classes (none: the dataset's own), and whether without them its labels do.
+Kind = collections.namedtuple("Kind", ["list_pairs", "classes", "ignore_label", "unscored_class", "data_dir_holds",
+                                       "class_files", "labels_state_classes"])
+KINDS = {"ade20k": Kind(_list_ade20k, _ade20k_classes, None, 0, None, (), False),
+         "voc": Kind(voc.list_voc, voc.voc_classes, voc.VOC_IGNORE_LABEL, None, None, (), False),
+         "folder": Kind(list_folder, _folder_classes, None, None, "your images/ and annotations/",
+                        (CLASS_COLORS_FILE, CLASS_NAMES_FILE), False),
          "arrays": Kind(list_arrays, _arrays_classes, None, None, "train_images.npy, train_labels.npy, "
-                        "validation_images.npy and validation_labels.npy")}
+                        "validation_images.npy and validation_labels.npy", (CLASS_NAMES_FILE,), True)}
 NAMES = tuple(KINDS)

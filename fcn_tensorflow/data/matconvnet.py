@@ -28,7 +28,7 @@ def _layer_names():
 
 
 VGG19_LAYERS = _layer_names()  # the 43 entries of the file, in order
-CONV_LAYERS = VGG19_LAYERS[:VGG19_LAYERS.index("relu5_4") + 1]  # the convolutional part FCN.py builds on
+CONV_LAYERS = VGG19_LAYERS[:VGG19_LAYERS.index("relu5_4") + 1]  # the convolutional part the network builds on
 FC_LAYERS = ("fc6", "fc7")  # the paper's heads start conv6 and conv7 from them
 
 

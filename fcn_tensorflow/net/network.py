@@ -41,7 +41,6 @@ def vgg_net(weights, image, debug=False, max_pooling=False):
     return net
 
 
-
 # ---------------------------------------------------------------- the original's head and skips
 
 def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False, convs_as_matmul=True):
@@ -95,8 +94,6 @@ def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes, convs_as_m
     b_t3 = utils.bias_variable([num_classes], name="b_t3")
     return utils.conv2d_transpose_strided(fuse_2, W_t3, b_t3, output_shape=output_shape, stride=8,
                                           as_matmul=convs_as_matmul)
-
-
 
 
 # ---------------------------------------------------------------- the paper's heads: scores, skips, upsampling

@@ -23,7 +23,6 @@ from fcn_tensorflow.run import training
 from fcn_tensorflow.run.precision import FLOAT32
 
 
-
 def interleaved(runs, repeats, warmup):
     """{name: [seconds of each round]}: each round runs every function of `runs` ({name: function}) once."""
     for _ in range(warmup):
@@ -140,7 +139,7 @@ def native_size_images(folder, count, min_size, max_size):
     """The records (image and annotation paths) of `count` synthetic validation images, sides min_size..max_size."""
     data_dir = os.path.join(folder, "native")
     demo.write_scene_dataset(data_dir, num_training=0, num_validation=count, min_size=min_size,
-                                  max_size=max_size, seed=1)
+                             max_size=max_size, seed=1)
     _, records = scene_parsing.read_dataset(data_dir, required_splits=("validation",))
     return records
 

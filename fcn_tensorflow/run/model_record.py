@@ -7,7 +7,9 @@ import os
 
 import numpy as np
 
+from fcn_tensorflow.data import class_weights
 from fcn_tensorflow.data import datasets
+from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.run import checkpoints
 
 MODEL_RECORD = "model.json"
@@ -48,19 +50,52 @@ def write(logs_dir, record):
     os.replace(path + ".tmp", path)
 
 
-def apply(values, given, record, record_path):
-    """The settings' `values` ({name: value}) with what `record` holds for those not `given` on the command line;
-    ValueError for a given one that shapes the network differently than its checkpoints."""
+def apply(values, given, record):
+    """The settings' `values` ({name: value}) with what `record` holds for those not `given` on the command line."""
     values = dict(values)
     for name in SHAPE_SETTINGS + DEFAULT_SETTINGS + OPTIONAL_SETTINGS:
-        if name not in record:
-            continue
-        if name not in given:
+        if name in record and name not in given:
             values[name] = record[name]
-        elif name in SHAPE_SETTINGS and values[name] != record[name]:
-            raise ValueError("%s records --%s=%s but the command line says %s: drop the flag, or pass another "
-                             "--logs_dir" % (record_path, name, record[name], values[name]))
     return values
+
+
+def check(record, settings, given, dataset):
+    """ValueError when the run's settings (model.json applied) and its datasets.Dataset cannot work with the model
+    logs_dir records: a training on other data (check_against_data), or a given setting that shapes the network
+    differently than its checkpoints."""
+    if settings.mode == "train":  # training into a logs_dir of another model would overwrite it
+        check_against_data(record, settings, given, dataset)
+    for name in SHAPE_SETTINGS:
+        if name in record and name in given and getattr(settings, name) != record[name]:
+            raise ValueError("%s records --%s=%s but the command line says %s: drop the flag, or pass another "
+                             "--logs_dir" % (os.path.join(settings.logs_dir, MODEL_RECORD), name, record[name],
+                                             getattr(settings, name)))
+
+
+def record_training(logs_dir, record):
+    """Write `record` as logs_dir/model.json when a training starts: a new model's whole; on resume only other class
+    weights (--class_weights given again) change it."""
+    recorded = read(logs_dir)
+    if recorded is None:
+        write(logs_dir, record)
+    elif record.get("class_weights") not in (None, recorded.get("class_weights")):
+        write(logs_dir, dict(recorded, **{key: record[key] for key in CLASS_WEIGHT_KEYS}))
+
+
+def recorded_class_weights(record, source, flag_given):
+    """The class weights `record` holds for `source` (--class_weights, else the recorded source), or None when they
+    are to be made again: median frequencies are counted once, a weights file named on the command line is read
+    again."""
+    if "class_weights" in record and source == record.get("class_weights_from") and (
+            source == class_weights.MEDIAN_FREQUENCY or not flag_given):
+        return record["class_weights"]
+    return None
+
+
+def mean_pixel(record):
+    """The mean pixel a record holds; the beta16 file's ImageNet mean for a logs_dir of the original, which has
+    none."""
+    return np.array(record.get("mean_pixel", matconvnet.IMAGENET_MEAN_PIXEL))
 
 
 def of_model(settings, mean_pixel, classes):
@@ -84,23 +119,15 @@ def classes(record, ignore_label):
                             ignore_label)
 
 
-def check_against_data(record, values, given):
-    """check_same_model for a training with the flag `values` ({name: value}) before the record is applied, `given`
-    those on the command line: the dataset given (else the record's), the classes the data states (its class file,
-    --num_classes, --label_values) or its labels need (arrays without class file). A plain resume passes: the record
-    decides."""
-    name = values["dataset"] if "dataset" in given else record.get("dataset", values["dataset"])
-    ignore_label = values["ignore_label"] if "ignore_label" in given else record.get("ignore_label")
-    dataset = datasets.open_dataset(name, values["data_dir"], train_list=values["train_list"],
-                                    val_list=values["val_list"], ignore_label=ignore_label)
-    stated = dataset.stated_class_count(values["num_classes"] if "num_classes" in given else None)
-    label_values = values["label_values"] if "label_values" in given else record.get("label_values")
-    if stated is None and label_values:  # raw values such as 0/255: their count, not the largest one, is the classes'
-        stated = len(label_values)
-    labels_count = None
-    if stated is None and name == "arrays" and os.path.isdir(values["data_dir"]):
-        labels_count = datasets.array_class_count(values["data_dir"], dataset.ignore_label)
-    check_same_model(record, values["logs_dir"], name, stated, labels_count)
+def check_against_data(record, settings, given, dataset):
+    """check_same_model for a training: the dataset (given, else the record's), the classes the data states (its
+    class file, --num_classes, --label_values) or its labels need (arrays without class file). A plain resume
+    passes: the record decides."""
+    stated = dataset.stated_class_count(settings.num_classes if "num_classes" in given else None)
+    if stated is None and settings.label_values:  # raw values such as 0/255: their count, not the largest one
+        stated = len(settings.label_values)
+    labels_count = dataset.labels_class_count() if stated is None else None
+    check_same_model(record, settings.logs_dir, dataset.name, stated, labels_count)
 
 
 def check_same_model(record, logs_dir, dataset, stated_count=None, labels_count=None):

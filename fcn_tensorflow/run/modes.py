@@ -1,7 +1,7 @@
-"""The modes of FCN.py: train, visualize, evaluate, predict, export, each a `run_<mode>(settings, found_checkpoints)`
-that reads the run's Settings (settings.py), opens the dataset, builds the graph (net/graphs.py), restores, and calls
-the mode's body (training.py, predictions.py) with plain values; `run` runs the one settings.mode names. Then the
-steps the modes share.
+"""The modes of FCN.py: train, visualize, evaluate, predict, export, each a
+`run_<mode>(settings, dataset, found_checkpoints)` that reads the run's Settings (settings.py) and its datasets.Dataset,
+builds the graph (net/graphs.py), restores, and calls the mode's body (training.py, predictions.py) with plain values;
+`run` runs the one settings.mode names. Then the steps the modes share.
 """
 import os
 import random
@@ -27,18 +27,19 @@ from fcn_tensorflow.run import tta
 from fcn_tensorflow.run.precision import BFLOAT16, FLOAT32, mixed_precision_type
 
 PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
+VALIDATION_READER_THREADS = 2  # the validation readers read a little at each validation point: they need no more
 
 
-def run(settings, found_checkpoints):
+def run(settings, dataset, found_checkpoints):
     """Run the mode settings.mode names, in a graph of its own; returns its exit status."""
     tf.compat.v1.disable_eager_execution()
     with tf.Graph().as_default():
-        return MODES[settings.mode](settings, found_checkpoints)
+        return MODES[settings.mode](settings, dataset, found_checkpoints)
 
 
 # ---------------------------------------------------------------- train
 
-def run_train(settings, found_checkpoints):
+def run_train(settings, dataset, found_checkpoints):
     """List the data, take the logs_dir lock, build the training graph, restore, train; on the devices and machines
     --replicas and TF_CONFIG name (distribute.py), where only the chief takes the lock and writes."""
     cluster = distribute.make_cluster(settings.replicas, settings.worker_timeout, os.environ.get("TF_CONFIG"))
@@ -47,19 +48,19 @@ def run_train(settings, found_checkpoints):
             random.seed(settings.seed)  # the order of a listing made now
             np.random.seed(settings.seed)  # the epoch order
             tf.compat.v1.set_random_seed(settings.seed)  # the initial weights and dropout
-        dataset = open_dataset(settings)
         train_records, valid_records = list_data(dataset)
         classes = model_classes(settings, dataset, found_checkpoints)
         options = reader_options(settings, dataset, classes)
+        validation_options = dict(options, threads=min(options["threads"], VALIDATION_READER_THREADS))
         weighting = loss_weights(settings, classes, train_records, options)
         precision = compute_precision(settings)
         model, saver, mean_pixel = training_graph(settings, classes, precision, cluster,
                                                   weights_by_class=weighting.get("class_weights"))
         with cluster.session(settings.xla, precision) as sess, cluster.lost_workers_explained(), \
-                reader.BatchDatset(cluster.shard(train_records),
-                                   training_reader_options(settings, options, mean_pixel, classes)) as train_reader, \
-                reader.BatchDatset(valid_records, options) as validation_reader, \
-                reader.BatchDatset(valid_records[:settings.val_images], options) as curve_reader:
+                reader.BatchDatset(cluster.shard(train_records), training_reader_options(
+                    settings, dataset, options, mean_pixel, classes)) as train_reader, \
+                reader.BatchDatset(valid_records, validation_options) as validation_reader, \
+                reader.BatchDatset(valid_records[:settings.val_images], validation_options) as curve_reader:
             record = dict(model_record.of_model(settings, mean_pixel, classes), **weighting)
             cluster.start(sess, lambda: start_training(sess, model, saver, found_checkpoints, settings, record))
             curves = training.Curves(curve_reader, classes.num_classes, dataset.unscored_class(classes))
@@ -82,18 +83,12 @@ def start_training(sess, model, saver, found_checkpoints, settings, record):
             raise
         raise session.UnreadableCheckpoints("%s. Training would start afresh and overwrite them: move them "
                                             "out of %s to start afresh" % (error, settings.logs_dir))
-    recorded = model_record.read(settings.logs_dir)
-    if recorded is None:
-        model_record.write(settings.logs_dir, record)
-    elif record.get("class_weights") not in (None, recorded.get("class_weights")):  # other weights on resume
-        model_record.write(settings.logs_dir, dict(recorded, **{key: record[key]
-                                                                 for key in model_record.CLASS_WEIGHT_KEYS}))
+    model_record.record_training(settings.logs_dir, record)
 
 
 # ---------------------------------------------------------------- visualize
 
-def run_visualize(settings, found_checkpoints):
-    dataset = open_dataset(settings)
+def run_visualize(settings, dataset, found_checkpoints):
     _, valid_records = list_data(dataset, required_splits=("validation",))
     classes = model_classes(settings, dataset, found_checkpoints)
     precision = compute_precision(settings)
@@ -107,8 +102,7 @@ def run_visualize(settings, found_checkpoints):
 
 # ---------------------------------------------------------------- evaluate
 
-def run_evaluate(settings, found_checkpoints):
-    dataset = open_dataset(settings)
+def run_evaluate(settings, dataset, found_checkpoints):
     records = list_data(dataset, required_splits=("validation",))[1]
     classes = model_classes(settings, dataset, found_checkpoints)
     options = reader_options(settings, dataset, classes)
@@ -129,8 +123,8 @@ def run_evaluate(settings, found_checkpoints):
 
 # ---------------------------------------------------------------- predict
 
-def run_predict(settings, found_checkpoints):
-    classes = model_classes(settings, open_dataset(settings), found_checkpoints)
+def run_predict(settings, dataset, found_checkpoints):
+    classes = model_classes(settings, dataset, found_checkpoints)
     sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
     class_names, palette = datasets.for_pictures(classes)
     with sess:
@@ -141,8 +135,8 @@ def run_predict(settings, found_checkpoints):
 
 # ---------------------------------------------------------------- export
 
-def run_export(settings, found_checkpoints):
-    classes = model_classes(settings, open_dataset(settings), found_checkpoints)
+def run_export(settings, dataset, found_checkpoints):
+    classes = model_classes(settings, dataset, found_checkpoints)
     sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
     with sess:
         predictions.export_mode(sess, predictor, settings.export_dir)
@@ -154,12 +148,6 @@ ERRORS = (OSError, ValueError, reader.DataError, reader.BadPairError, FloatingPo
 
 
 # ---------------------------------------------------------------- steps the modes share
-
-def open_dataset(settings):
-    """The datasets.Dataset the settings name, built once per run."""
-    return datasets.open_dataset(settings.dataset, settings.data_dir, settings.data_url, settings.download_timeout,
-                                 settings.sbd_dir, settings.train_list, settings.val_list, settings.ignore_label)
-
 
 def list_data(dataset, required_splits=scene_parsing.SPLITS):
     """(training records, validation records); the listing comes first, so a problem with the data shows before
@@ -196,11 +184,13 @@ def reader_options(settings, dataset, classes):
             "threads": settings.reader_threads, "report_epochs": False}
 
 
-def training_reader_options(settings, options, mean_pixel, classes):
-    """The reader_options `options` with a line at the end of each epoch and the class names (a warning names the
-    classes the first epoch has no pixel of), and with --augment the random mirror, scale and crop: the training
-    split only."""
-    options = dict(options, report_epochs=True, class_names=list(classes.class_names))
+def training_reader_options(settings, dataset, options, mean_pixel, classes):
+    """The reader_options `options` with a line at the end of each epoch; the class names when the classes are the
+    user's (a warning names those the first epoch has no pixel of: ADE20K's and VOC's are fixed lists, a subset of
+    them is no mistake); and with --augment the random mirror, scale and crop: the training split only."""
+    options = dict(options, report_epochs=True)
+    if dataset.has_own_classes or settings.num_classes or settings.label_values:
+        options["class_names"] = list(classes.class_names)
     if not settings.augment:
         return options
     return dict(options, augment=augment.Augmentation(settings.image_size, augment.scale_range(settings.scale_range),
@@ -215,9 +205,8 @@ def loss_weights(settings, classes, train_records, options):
     source = settings.class_weights or recorded.get("class_weights_from")
     if not source:
         return {}
-    if "class_weights" in recorded and source == recorded.get("class_weights_from") and (
-            source == class_weights.MEDIAN_FREQUENCY or not settings.class_weights):
-        weights = recorded["class_weights"]
+    weights = model_record.recorded_class_weights(recorded, source, bool(settings.class_weights))
+    if weights is not None:
         where = "%s, recorded in %s" % (source, os.path.join(settings.logs_dir, model_record.MODEL_RECORD))
     elif source == class_weights.MEDIAN_FREQUENCY:
         counts = class_weights.pixel_counts(train_records, classes.num_classes, classes.ignore_label,
@@ -292,7 +281,7 @@ def vgg_unless_restored(settings, found_checkpoints):
         return load_vgg(settings, with_fc=not found_checkpoints)  # a checkpoint brings conv6 and conv7
     newest, saved_shapes = session.newest_listable(found_checkpoints)
     record = model_record.read(settings.logs_dir) or {}
-    mean_pixel = np.array(record.get("mean_pixel", matconvnet.IMAGENET_MEAN_PIXEL))
+    mean_pixel = model_record.mean_pixel(record)
     print("Restoring every weight from %s, so no VGG file is needed: VGG shapes from the checkpoint, mean pixel (%s) "
           "%s" % (newest, ", ".join("%.2f" % value for value in mean_pixel),
                   "from model.json" if "mean_pixel" in record else "(the beta16 file's ImageNet mean)"))

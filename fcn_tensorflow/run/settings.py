@@ -1,5 +1,5 @@
-"""The settings of one run: every flag's value, read once from the command line (FCN.py) and handed to the mode.
-Read-only: a derived value is a new Settings (replace), so what a mode reads is what the user asked for."""
+"""The settings of one run: every flag's value, read once from the command line (FCN.py), with model.json's and the
+derived defaults applied, and handed to the mode. Read-only, so what a mode reads is what the run was given."""
 
 
 class Settings(object):
@@ -16,14 +16,7 @@ class Settings(object):
             raise AttributeError("no setting named %r" % name) from None
 
     def __setattr__(self, name, value):
-        raise AttributeError("settings are read-only: settings.replace(%s=...) makes a changed copy" % name)
-
-    def replace(self, **changes):
-        """A copy with `changes`; a name that is not a setting is a KeyError."""
-        unknown = set(changes) - set(self._values)
-        if unknown:
-            raise KeyError("no setting named %s" % ", ".join(sorted(unknown)))
-        return Settings(**dict(self._values, **changes))
+        raise AttributeError("settings are read-only: %s stays %r" % (name, self._values.get(name)))
 
     def as_dict(self):
         return dict(self._values)

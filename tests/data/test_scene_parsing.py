@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from fcn_tensorflow.data import demo as demo_data
+from fcn_tensorflow.data import demo
 from fcn_tensorflow.data import reader as dataset
 from fcn_tensorflow.data import scene_parsing
 from tests.helpers import TENSORFLOW_LOADED, run_python, serve_directory
@@ -17,7 +17,7 @@ from tests.helpers import TENSORFLOW_LOADED, run_python, serve_directory
 
 @pytest.fixture
 def data_dir(tmp_path):
-    demo_data.write_scene_dataset(str(tmp_path), num_training=5, num_validation=3, min_size=32, max_size=40)
+    demo.write_scene_dataset(str(tmp_path), num_training=5, num_validation=3, min_size=32, max_size=40)
     return str(tmp_path)
 
 
@@ -124,18 +124,18 @@ def test_ade20k_names_and_palette():
 
 def test_zip_placed_by_hand_is_extracted(tmp_path):
     source = tmp_path / "source"
-    root = demo_data.write_scene_dataset(str(source), num_training=2, num_validation=1, min_size=32, max_size=33)
+    root = demo.write_scene_dataset(str(source), num_training=2, num_validation=1, min_size=32, max_size=33)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    demo_data.zip_folder(root, str(data_dir / "ADEChallengeData2016.zip"))
+    demo.zip_folder(root, str(data_dir / "ADEChallengeData2016.zip"))
     training, validation = scene_parsing.read_dataset(str(data_dir), data_url="http://127.0.0.1:9/ADEChallengeData2016.zip")
     assert (len(training), len(validation)) == (2, 1)
 
 
 def test_download_and_extract_from_loopback(tmp_path):
     source = tmp_path / "served"
-    root = demo_data.write_scene_dataset(str(source / "tree"), num_training=2, num_validation=2, min_size=32, max_size=33)
-    demo_data.zip_folder(root, str(source / "ADEChallengeData2016.zip"))
+    root = demo.write_scene_dataset(str(source / "tree"), num_training=2, num_validation=2, min_size=32, max_size=33)
+    demo.zip_folder(root, str(source / "ADEChallengeData2016.zip"))
     with serve_directory(str(source)) as url:
         training, validation = scene_parsing.read_dataset(str(tmp_path / "data"), url + "/ADEChallengeData2016.zip")
     assert (len(training), len(validation)) == (2, 2)
@@ -145,7 +145,7 @@ UNREACHABLE_URL = "http://127.0.0.1:9/ADEChallengeData2016.zip"
 
 
 def small_dataset(data_dir, num_training=3, num_validation=2):
-    return demo_data.write_scene_dataset(str(data_dir), num_training, num_validation, min_size=32, max_size=32)
+    return demo.write_scene_dataset(str(data_dir), num_training, num_validation, min_size=32, max_size=32)
 
 
 def test_lists_pairs_and_leaves_out_strays_and_images_without_annotation(tmp_path, capsys):
@@ -196,10 +196,10 @@ def test_a_cut_extraction_does_not_look_complete(tmp_path, monkeypatch):
     import zipfile
 
     source = tmp_path / "source"
-    root = demo_data.write_scene_dataset(str(source), num_training=2, num_validation=1, min_size=32, max_size=33)
+    root = demo.write_scene_dataset(str(source), num_training=2, num_validation=1, min_size=32, max_size=33)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    demo_data.zip_folder(root, str(data_dir / "ADEChallengeData2016.zip"))
+    demo.zip_folder(root, str(data_dir / "ADEChallengeData2016.zip"))
     extract_all = zipfile.ZipFile.extractall
 
     def cut_short(archive, path):

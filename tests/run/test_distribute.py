@@ -14,7 +14,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-from fcn_tensorflow.data import demo as demo_data
+from fcn_tensorflow.data import demo
 from fcn_tensorflow.data import reader as data_reader
 from fcn_tensorflow.data import scene_parsing
 from fcn_tensorflow.run import checkpoints
@@ -67,7 +67,7 @@ def test_replicas_ignoring_different_numbers_of_pixels_still_weigh_them_as_one_d
     is one device's on both images, with --class_weights too. Adam's first step is blind to such a scale (about lr x
     the sign of each gradient), so the losses are compared."""
     data_dir = str(tmp_path / "data")
-    root = demo_data.write_scene_dataset(data_dir, num_training=2, num_validation=1, min_size=32, max_size=32)
+    root = demo.write_scene_dataset(data_dir, num_training=2, num_validation=1, min_size=32, max_size=32)
     annotations = sorted(glob.glob(os.path.join(root, "annotations", "training", "*.png")))
     for path, share_of_3 in zip(annotations, (0.8, 0.0)):
         labels = np.full((32, 32), 4, np.uint8)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from fcn_tensorflow.data import datasets
-from fcn_tensorflow.data import voc
 from fcn_tensorflow.data import demo
+from fcn_tensorflow.data import voc
 from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import model_record
 from fcn_tensorflow.run.settings import Settings
@@ -37,11 +37,14 @@ def test_a_record_brings_back_the_classes_and_the_settings_not_given():
     assert record["num_classes"] == 21 and record["ignore_label"] == 255 and record["mean_pixel"] == [1.0, 2.0, 3.0]
     assert model_record.classes(record, 255).class_names == list(voc.VOC_CLASSES)
     assert model_record.classes({"fc_width": 64}, None) is None  # written before records held class names
-    values = dict(settings.as_dict(), fc_width=4096, image_size=64, dataset="ade20k")
-    applied = model_record.apply(values, {"image_size"}, record, "logs/model.json")
+    values = dict(settings.as_dict(), fc_width=4096, image_size=64, dataset="ade20k", mode="evaluate",
+                  logs_dir="logs/")
+    applied = model_record.apply(values, {"image_size"}, record)
     assert (applied["fc_width"], applied["image_size"], applied["dataset"]) == (64, 64, "voc")
+    given = {"fc_width"}
+    mismatched = Settings(**model_record.apply(values, given, record))
     with pytest.raises(ValueError, match="logs/model.json records --fc_width=64 but the command line says 4096"):
-        model_record.apply(values, {"fc_width"}, record, "logs/model.json")
+        model_record.check(record, mismatched, given, datasets.open_dataset("voc", "unused"))
 
 
 # ---------------------------------------------------------------- a logs_dir of another model
@@ -183,14 +186,19 @@ def test_label_values_state_the_class_count_of_arrays_of_raw_values(tmp_path):
         labels_path = datasets.array_paths(data_dir, prefix)[1]
         np.save(labels_path, (np.load(labels_path) > 0) * np.uint8(255))
     record = {"dataset": "arrays", "num_classes": 2, "class_names": ["class 0", "class 1"], "label_values": [0, 255]}
-    values = {"dataset": "arrays", "data_dir": data_dir, "train_list": "", "val_list": "", "ignore_label": None,
-              "num_classes": None, "label_values": None, "logs_dir": "logs/"}
-    model_record.check_against_data(record, values, set())
-    model_record.check_against_data(record, dict(values, label_values=[0, 255]), {"label_values"})
+    values = {"dataset": "arrays", "data_dir": data_dir, "ignore_label": None, "num_classes": None,
+              "label_values": None, "logs_dir": "logs/"}
+
+    def check(record, **given):
+        settings = Settings(**model_record.apply(dict(values, **given), set(given), record))
+        dataset = datasets.open_dataset(settings.dataset, settings.data_dir, ignore_label=settings.ignore_label)
+        model_record.check_against_data(record, settings, set(given), dataset)
+    check(record)
+    check(record, label_values=[0, 255])
     with pytest.raises(ValueError, match="this run has labels of 256 classes"):
-        model_record.check_against_data(dict(record, label_values=None), values, set())
+        check(dict(record, label_values=None))
     with pytest.raises(ValueError, match="this run has 3 classes"):
-        model_record.check_against_data(record, dict(values, label_values=[0, 128, 255]), {"label_values"})
+        check(record, label_values=[0, 128, 255])
 
 
 def test_a_record_without_dataset_or_names_is_described_by_what_it_has():

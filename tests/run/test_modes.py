@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from fcn_tensorflow.data import datasets
-from fcn_tensorflow.data import demo as demo_data
+from fcn_tensorflow.data import demo
 from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data import reader
 from fcn_tensorflow.data import scene_parsing
@@ -39,7 +39,7 @@ def test_setup_faults_exit_with_a_message_not_a_traceback(fcn_flags, run_fcn, tm
         flags["data_dir"] = str(tmp_path / "no_data")
     else:
         flags["data_dir"] = str(tmp_path / "data")
-        demo_data.write_scene_dataset(flags["data_dir"], num_training=4, num_validation=2, min_size=32, max_size=32)
+        demo.write_scene_dataset(flags["data_dir"], num_training=4, num_validation=2, min_size=32, max_size=32)
         (empty_validation_split if fault == "empty split" else spoil_training_images)(flags["data_dir"])
     with pytest.raises(SystemExit) as exit_info:
         run_fcn("train", max_iteration=3, **flags)
@@ -100,14 +100,18 @@ def test_init_checkpoint_starts_a_new_model_from_another_s_matching_variables(tr
 
 def test_only_the_training_split_is_augmented(fcn_flags):
     settings = Settings(augment=True, seed=5, scale_range=["0.75", "1.5"], image_size=32, label_values=None,
-                        reader_threads=1)
+                        reader_threads=1, num_classes=None)
     dataset = datasets.open_dataset("ade20k", fcn_flags["data_dir"])
     classes = datasets.Classes(151, scene_parsing.ade20k_class_names(), None, None)
     options = modes.reader_options(settings, dataset, classes)
-    training = modes.training_reader_options(settings, options, np.array([1.0, 2.0, 3.0]), classes)
+    training = modes.training_reader_options(settings, dataset, options, np.array([1.0, 2.0, 3.0]), classes)
     assert "augment" not in options and "class_names" not in options  # only training warns of absent classes
     augmentation = training["augment"]
     assert (augmentation.crop_size, augmentation.scale_range, augmentation.seed) == (32, (0.75, 1.5), 5)
+    assert "class_names" not in training  # ADE20K's classes are a fixed list: a subset of them is no mistake
+    folder = modes.training_reader_options(settings, datasets.open_dataset("folder", "unused"), options,
+                                           np.zeros(3), classes)
+    assert folder["class_names"] == list(classes.class_names)
 
 
 def spy_on_reader_threads(monkeypatch):
@@ -133,7 +137,7 @@ def test_training_says_what_its_counts_are_and_only_its_own_epochs(fcn_flags, ru
     assert not [line for line in lines if re.fullmatch(r"\s*[\d.]+\s*", line)]  # no bare numbers
     assert [line for line in lines if "Epochs completed" in line] == ["Epochs completed: 1", "Epochs completed: 2"]
     assert lines.index("Epochs completed: 1") == lines.index(next(line for line in lines if "Step: 4," in line)) - 1
-    assert threads == [3, 3, 3]  # --reader_threads defaults to the usable cores
+    assert threads == [3, 2, 2]  # --reader_threads defaults to the usable cores; validation reads with 2 at most
 
 
 def test_reader_threads_sets_the_threads_of_the_reader(trained_flags, run_fcn, monkeypatch):
@@ -158,7 +162,7 @@ def test_without_the_vgg_file_a_restoring_mode_says_it_is_not_needed(trained_fla
 def write_mask_dataset(data_dir, high=255, num_training=6, num_validation=3):
     """The binary scenes of the folder layout (classes.txt: background, object) with the object saved as `high`:
     255 gives the 0/255 masks most binary datasets come as."""
-    demo_data.write_folder_dataset(data_dir, num_training, num_validation, 32, 48, binary=True)
+    demo.write_folder_dataset(data_dir, num_training, num_validation, 32, 48, binary=True)
     for path in glob.glob(os.path.join(data_dir, "annotations", "*", "*.png")):
         imageio.imwrite(path, (imageio.imread(path) * high).astype(np.uint8))
     return {"dataset": "folder", "data_dir": data_dir}
