@@ -19,6 +19,8 @@ from fcn_tensorflow.net import graphs
 from fcn_tensorflow.net.spec import CLASS_SCORE_BIAS, PAPER_HEADS, Net, Training
 from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import distribute
+from fcn_tensorflow.run import export
+from fcn_tensorflow.run import formats
 from fcn_tensorflow.run import model_record
 from fcn_tensorflow.run import predictions
 from fcn_tensorflow.run import session
@@ -26,6 +28,7 @@ from fcn_tensorflow.run import training
 from fcn_tensorflow.run import tta
 from fcn_tensorflow.run.precision import BFLOAT16, FLOAT32, mixed_precision_type
 
+EXPORT_CHECK_IMAGES = 3  # the converted files are checked on this many images at each of export.CHECK_SIZES
 PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
 VALIDATION_READER_THREADS = 2  # the validation readers read a little at each validation point: they need no more
 
@@ -136,10 +139,29 @@ def run_predict(settings, dataset, found_checkpoints):
 # ---------------------------------------------------------------- export
 
 def run_export(settings, dataset, found_checkpoints):
+    """Write the --export_formats of the newest checkpoint (export.py), with plain convolutions whatever
+    --convs_as_matmul says: converters know no ExtractImagePatches."""
+    chosen = formats.parse(settings.export_formats)
     classes = model_classes(settings, dataset, found_checkpoints)
+    images = export_images(settings, dataset, chosen) if len(chosen) > 1 else []
     sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
     with sess:
-        predictions.export_mode(sess, predictor, settings.export_dir)
+        export.export_mode(sess, predictor, settings.export_dir, chosen, classes.class_names,
+                           model_record.read(settings.logs_dir), images)
+
+
+def export_images(settings, dataset, chosen):
+    """The images that calibrate the int8 file (all of them, up to --calibration_images) and check the converted
+    files (the first EXPORT_CHECK_IMAGES): those of --calibration_dir, else the validation images of --data_dir,
+    else none."""
+    count = settings.calibration_images if formats.CALIBRATED[0] in chosen else EXPORT_CHECK_IMAGES
+    if settings.calibration_dir:
+        return [reader.read_image(path) for path in predictions.image_files(settings.calibration_dir)[:count]]
+    try:
+        records = dataset.list_pairs(("validation",))[1][:count]
+    except (OSError, ValueError, reader.DataError):
+        return []
+    return [reader.read_record_image(record) for record in records]
 
 
 MODES = {"train": run_train, "visualize": run_visualize, "evaluate": run_evaluate, "predict": run_predict,
@@ -229,7 +251,7 @@ def load_vgg(settings, with_fc=True):
 def network(settings, classes):
     """The spec.Net the settings and the model's classes describe."""
     return Net(classes.num_classes, settings.fc_width, settings.head, settings.learn_upsampling,
-               settings.convs_as_matmul, settings.debug)
+               settings.convs_as_matmul and settings.mode != "export", settings.debug)
 
 
 def training_graph(settings, classes, precision=FLOAT32, cluster=distribute.OneDevice(), vgg=None,
