@@ -120,8 +120,10 @@ def agreement(sess, predictor, path, images):
 
 
 def tflite_labeller(path):
-    """labels_of(batch of one uint8 image) through the TFLite interpreter, the input resized to each image."""
-    interpreter = tf.lite.Interpreter(model_path=path)
+    """labels_of(batch of one uint8 image) through LiteRT, the runtime of phones (tf.lite.Interpreter's successor),
+    the input resized to each image."""
+    from ai_edge_litert.interpreter import Interpreter  # noqa: E402 (an optional extra: requirements-export.txt)
+    interpreter = Interpreter(model_path=path)
     image_input = interpreter.get_input_details()[0]["index"]
     labels_output = next(output["index"] for output in interpreter.get_output_details() if len(output["shape"]) == 3)
 

@@ -75,9 +75,10 @@ def test_float_tflite_and_onnx_label_as_the_saved_model(trained_flags, run_fcn, 
 
 
 @pytest.mark.slow
-def test_quantised_tflite_files_label_nearly_as_the_saved_model(trained_flags, run_fcn, tmp_path, capsys):
+def test_quantised_tflite_files_label_nearly_as_the_saved_model(longer_trained_flags, run_fcn, tmp_path, capsys):
+    """On a model whose decisions are clear: after 2 steps of training int8 agreed on 80 % only."""
     chosen = ["tflite_float16", "tflite_dynamic", "tflite_int8"]
-    export_dir, agreements = exported(run_fcn, trained_flags, tmp_path, capsys, chosen)
+    export_dir, agreements = exported(run_fcn, longer_trained_flags, tmp_path, capsys, chosen)
     assert agreements.keys() == {formats.FILES[name] for name in chosen}
     assert agreements["model_float16.tflite"] >= 99
     assert agreements["model_dynamic.tflite"] >= 95 and agreements["model_int8.tflite"] >= 95
