@@ -14,6 +14,7 @@ from fcn_tensorflow.run import model_record
 
 LABELS_FILE = "labels.txt"
 CHECK_SIZES = ((224, 224), (150, 200))  # (height, width): a square and an image of another shape
+CHECK_IMAGES = 3  # the converted files are checked on this many images at each of CHECK_SIZES
 ONNX_OPSET = 17
 
 
@@ -33,7 +34,7 @@ def export_mode(sess, predictor, export_dir, chosen=("saved_model",), class_name
         print("Exported %s" % path)
         if images:
             print("%s: %.1f %% of labels as the SavedModel" % (formats.FILES[name], 100 * agreement(
-                sess, predictor, path, images)))
+                sess, predictor, path, images[:CHECK_IMAGES])))
         else:
             print("%s: not checked against the SavedModel (no validation images)" % formats.FILES[name])
 

@@ -28,7 +28,6 @@ from fcn_tensorflow.run import training
 from fcn_tensorflow.run import tta
 from fcn_tensorflow.run.precision import BFLOAT16, FLOAT32, mixed_precision_type
 
-EXPORT_CHECK_IMAGES = 3  # the converted files are checked on this many images at each of export.CHECK_SIZES
 PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
 VALIDATION_READER_THREADS = 2  # the validation readers read a little at each validation point: they need no more
 
@@ -151,12 +150,14 @@ def run_export(settings, dataset, found_checkpoints):
 
 
 def export_images(settings, dataset, chosen):
-    """The images that calibrate the int8 file (all of them, up to --calibration_images) and check the converted
-    files (the first EXPORT_CHECK_IMAGES): those of --calibration_dir, else the validation images of --data_dir,
-    else none."""
-    count = settings.calibration_images if formats.CALIBRATED[0] in chosen else EXPORT_CHECK_IMAGES
+    """The images that calibrate the int8 file (up to --calibration_images) and check the converted files (the
+    first export.CHECK_IMAGES): those of --calibration_dir, else the validation images of an existing --data_dir
+    (export downloads no dataset), else none."""
+    count = settings.calibration_images if set(formats.CALIBRATED) & set(chosen) else export.CHECK_IMAGES
     if settings.calibration_dir:
         return [reader.read_image(path) for path in predictions.image_files(settings.calibration_dir)[:count]]
+    if not os.path.isdir(settings.data_dir):
+        return []
     try:
         records = dataset.list_pairs(("validation",))[1][:count]
     except (OSError, ValueError, reader.DataError):

@@ -86,3 +86,17 @@ def test_quantised_tflite_files_label_nearly_as_the_saved_model(longer_trained_f
         with open(os.path.join(export_dir, formats.FILES[name]), "rb") as model_file:
             assert b"Flex" not in model_file.read()
         run_at_two_sizes(os.path.join(export_dir, formats.FILES[name]), None)
+
+
+@pytest.mark.slow
+def test_without_validation_images_int8_needs_calibration_dir_and_float_files_are_not_checked(
+        trained_flags, run_fcn, tmp_path, capsys):
+    no_data = dict(trained_flags, data_dir=str(tmp_path / "no_data"))
+    with pytest.raises(SystemExit, match="FCN.py: error: tflite_int8 needs images to calibrate on"):
+        run_fcn("export", export_dir=str(tmp_path / "int8"), export_formats="tflite_int8", **no_data)
+    run_fcn("export", export_dir=str(tmp_path / "float"), export_formats="tflite", **no_data)
+    assert "model.tflite: not checked against the SavedModel (no validation images)" in capsys.readouterr().out
+    images = os.path.join(trained_flags["data_dir"], "ADEChallengeData2016", "images", "validation")
+    export_dir, agreements = exported(run_fcn, dict(no_data, calibration_dir=images), tmp_path, capsys,
+                                      ["tflite_int8"])
+    assert list(agreements) == ["model_int8.tflite"]
