@@ -53,11 +53,21 @@ def open_video(path):
 
 
 def frames_promised(meta):
-    """The frame count the container's duration and frame rate give, or None when it does not say."""
+    """The frame count the container's duration and frame rate give, or None when it does not say. Not with a sound
+    track: the duration is then the longer of the two, and a clip whose sound outlasts its picture is not cut."""
     duration, fps = meta.get("duration"), meta.get("fps")
-    if not duration or not fps or not math.isfinite(duration * fps):
+    if not duration or not fps or not math.isfinite(duration * fps) or meta.get("audio_codec"):
         return None
     return int(round(duration * fps))
+
+
+def frames_counted(path):
+    """The frames of the file's picture, counted without decoding them (for the progress line), or None."""
+    import imageio_ffmpeg  # video needs it: FCN.py checks it is there (missing_support)
+    try:
+        return imageio_ffmpeg.count_frames_and_secs(path)[0]
+    except Exception:  # a file ffmpeg cannot count only loses the progress line's total
+        return None
 
 
 def readable_frames(reader, broken):
@@ -117,7 +127,8 @@ def predict_video(input_path, output_dir, labels_of_batch, palette, max_pixels):
     with reader, frame_writer(video_path, meta["fps"], height, width) as writer:
         frames = readable_frames(reader, broken)
         labelled = labelled_frames(frames, labels_of_batch, frames_per_batch(height, width, max_pixels))
-        for frame, labels in console.progress(labelled, promised, "Predicting %s" % input_path, unit="frames"):
+        total = promised or frames_counted(input_path)
+        for frame, labels in console.progress(labelled, total, "Predicting %s" % input_path, unit="frames"):
             pictures.save_image(labels, labels_dir, "%05d" % written)
             writer.append_data(pictures.overlay(frame, labels, palette))
             written += 1

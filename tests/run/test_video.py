@@ -52,6 +52,7 @@ def test_videos_are_told_by_their_names_and_batched_by_their_size():
     assert [len(batch) for batch in video.batches(range(12), 5)] == [5, 5, 2]
     assert video.frames_promised({"duration": 1.2, "fps": 10.0}) == 12
     assert video.frames_promised({"duration": float("inf"), "fps": 10.0}) is None
+    assert video.frames_promised({"duration": 2.0, "fps": 10.0, "audio_codec": "aac"}) is None  # sound may outlast
 
 
 def test_odd_sizes_are_written_at_their_size(tmp_path):
