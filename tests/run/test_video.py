@@ -64,7 +64,22 @@ def test_odd_sizes_are_written_at_their_size(tmp_path):
     assert len(frames) == 3 and frames[0].shape == (41, 57, 3) and meta["fps"] == FPS
 
 
-def test_predict_writes_the_overlay_video_and_each_frames_labels(trained_flags, run_fcn, tmp_path, capsys):
+def test_a_frame_that_cannot_be_decoded_ends_the_reading_in_one_line(capsys):
+    def damaged():
+        yield from (np.zeros((4, 4, 3), np.uint8), np.ones((4, 4, 3), np.uint8))
+        raise RuntimeError("Invalid NAL unit size\nmore of ffmpeg's log")
+
+    broken = []
+    assert len(list(video.readable_frames(damaged(), broken))) == 2 and len(broken) == 1
+    assert video.report_cut("clip.mp4", 2, None, broken) == 1
+    assert video.report_cut("clip.mp4", 12, 12, []) == 0
+    assert capsys.readouterr().out == "Skipping the frames from 2 on of clip.mp4: they cannot be read (Invalid NAL " \
+                                      "unit size)\n"
+
+
+@pytest.mark.parametrize("flags", [{}, {"tta": "flip"}])
+def test_predict_writes_the_overlay_video_and_each_frames_labels(trained_flags, run_fcn, tmp_path, capsys, flags):
+    trained_flags = dict(trained_flags, **flags)
     clip = write_clip(str(tmp_path / "clip.mp4"), scene_frames(trained_flags))
     assert run_fcn("predict", input=clip, output_dir=str(tmp_path / "out"), **trained_flags) == 0
     overlay, meta = decoded(str(tmp_path / "out" / "clip.mp4"))
