@@ -27,6 +27,7 @@ from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import formats
 from fcn_tensorflow.run import model_record
 from fcn_tensorflow.run import tta
+from fcn_tensorflow.run import video
 from fcn_tensorflow.run.settings import Settings
 
 NETWORK_NAMES = ("inference", "vgg_net", "train")  # the original's, from fcn_tensorflow/net/network.py
@@ -35,7 +36,7 @@ MODE_HELP = {
     "train": "train, resuming from the newest checkpoint in --logs_dir",
     "visualize": "write input, ground truth and prediction pictures of a few validation images",
     "evaluate": "score the validation split, write logs_dir/metrics.json",
-    "predict": "segment --input (an image or a folder)",
+    "predict": "segment --input (an image, a folder or a video)",
     "export": "write a SavedModel to --export_dir",
 }
 
@@ -77,9 +78,11 @@ flags.DEFINE_integer("infer_size", None,
                      "a multiple of 32. Default: --image_size")
 flags.DEFINE_string("predictions_dir", "",
                     "evaluate: score the label PNGs <stem>.png in this folder instead of running the network")
-flags.DEFINE_string("input", "", "predict: an image file (JPEG or PNG) or a folder of them")
+flags.DEFINE_string("input", "", "predict: an image file (JPEG or PNG), a folder of them, or a video (%s; needs "
+                    "the %s package)" % (" ".join(video.VIDEO_EXTENSIONS), video.EXTRA_PACKAGE))
 flags.DEFINE_string("output_dir", "", "predict: where to write <stem>.png, <stem>_color.png and "
-                    "<stem>_overlay.png. Default: logs_dir/predictions")
+                    "<stem>_overlay.png; for a video <stem>.mp4 and <stem>/00000.png, ... "
+                    "Default: logs_dir/predictions")
 flags.DEFINE_string("export_dir", "", "export: a new folder for the SavedModel. Default: logs_dir/saved_model")
 flags.DEFINE_list("export_formats", ["saved_model"], "export: comma list of " + ", ".join(formats.FILES) + " (the "
                   "SavedModel is always written; the others need requirements-export.txt)")
@@ -263,6 +266,8 @@ def check_settings(settings, dataset, found_checkpoints):
     if (settings.mode == "predict" and os.path.isdir(settings.input) and os.path.isdir(settings.output_dir)
             and os.path.samefile(settings.input, settings.output_dir)):
         raise UsageError("--output_dir is the --input folder: the label maps would overwrite PNG inputs")
+    if settings.mode == "predict" and video.is_video(settings.input):
+        check_video(settings.input, settings.output_dir)
     if settings.mode == "export" and os.path.exists(settings.export_dir):
         raise UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % settings.export_dir)
     if settings.mode == "export":
@@ -293,6 +298,17 @@ def check_export_formats(settings):
                          "(--mixed_precision) exports only saved_model" % ",".join(settings.export_formats))
     if settings.calibration_dir and not os.path.isdir(settings.calibration_dir):
         raise UsageError("--calibration_dir=%s is not a folder" % settings.calibration_dir)
+
+
+def check_video(input_path, output_dir):
+    """Refuse a video input without the package that reads it, or whose overlay video would overwrite it."""
+    missing = video.missing_support()
+    if missing:
+        raise UsageError("--input=%s is a video: %s" % (input_path, missing))
+    overlay_video = video.output_paths(input_path, output_dir)[0]
+    if os.path.exists(overlay_video) and os.path.samefile(input_path, overlay_video):
+        raise UsageError("--output_dir holds --input=%s: the overlay video %s would overwrite it"
+                         % (input_path, overlay_video))
 
 
 def parse_flags(argv):

@@ -10,7 +10,7 @@ DEMO_COMMON := --model_dir=$(DEMO)/Model_zoo/ --fc_width=64 --image_size=64 --ba
 DEMO_FLAGS := --data_dir=$(DEMO)/Data_zoo/MIT_SceneParsing/ --logs_dir=$(DEMO)/logs/ $(DEMO_COMMON)
 DEMO_VOC_FLAGS := --dataset=voc --data_dir=$(DEMO)/Data_zoo/VOC/ --logs_dir=$(DEMO)/logs_voc/ $(DEMO_COMMON)
 
-.PHONY: demo demo-voc test test-all venv export-extras clean
+.PHONY: demo demo-voc test test-all venv venv-export clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,12 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
-# the converters and runtimes of --export_formats: the tests need them, the demo does not
-$(VENV)/.installed-export: requirements-export.txt $(VENV)/.installed
+# the optional extras (export converters and runtimes, video: imageio-ffmpeg), so the tests cover them; make demo does without
+$(VENV)/.export-installed: requirements-export.txt $(VENV)/.installed
 	$(PY) -m pip install -r requirements-export.txt
 	touch $@
 
-export-extras: $(VENV)/.installed-export
+venv-export: $(VENV)/.export-installed
 
 demo: venv
 	rm -rf $(DEMO)
@@ -53,10 +53,10 @@ demo-voc: venv $(DEMO)/logs/checkpoint
 	$(PY) FCN.py --mode=visualize $(DEMO_VOC_FLAGS)
 	@echo "Pictures in $(DEMO)/logs_voc/ (compare_*.png, VOC colours, borders 255 in cream)"
 
-test: export-extras
+test: venv-export
 	$(PY) -m pytest -q -n auto -m "not slow" tests
 
-test-all: export-extras
+test-all: venv-export
 	$(PY) -m pytest -q -n auto tests
 
 clean:

@@ -48,9 +48,9 @@ class Progress(object):
         return "%d" % count if self.scale == 1 else "%.1f" % (count / self.scale)
 
 
-def progress(items, total, label, out=None):
-    """Yield items while reporting `label done/total (rate images/s)` on out (stderr)."""
-    reporter = Progress(label, total, out=out)
+def progress(items, total, label, out=None, unit="images"):
+    """Yield items while reporting `label done/total (rate unit/s)` on out (stderr)."""
+    reporter = Progress(label, total, unit=unit, out=out)
     for done, item in enumerate(items, start=1):
         yield item
         reporter.update(done)

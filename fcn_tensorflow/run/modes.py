@@ -26,6 +26,7 @@ from fcn_tensorflow.run import predictions
 from fcn_tensorflow.run import session
 from fcn_tensorflow.run import training
 from fcn_tensorflow.run import tta
+from fcn_tensorflow.run import video
 from fcn_tensorflow.run.precision import BFLOAT16, FLOAT32, mixed_precision_type
 
 PREDICT_SKIPPED_STATUS = 2  # exit status of predict when some inputs could not be read
@@ -130,9 +131,23 @@ def run_predict(settings, dataset, found_checkpoints):
     sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
     class_names, palette = datasets.for_pictures(classes)
     with sess:
-        skipped = predictions.predict_mode(sess, predictor, settings.input, settings.output_dir, palette, class_names,
-                                           labeller(settings, sess, predictor))
+        labels_of = labeller(settings, sess, predictor)
+        if video.is_video(settings.input):
+            skipped = video.predict_video(settings.input, settings.output_dir,
+                                          frames_labeller(sess, predictor, labels_of), palette,
+                                          predictions.BATCH_PIXELS)
+        else:
+            skipped = predictions.predict_mode(sess, predictor, settings.input, settings.output_dir, palette,
+                                               class_names, labels_of)
     return PREDICT_SKIPPED_STATUS if skipped else 0
+
+
+def frames_labeller(sess, predictor, labels_of=None):
+    """labels_of_batch(frames) for video.py: the frames in one run of the predictor, or each through labels_of
+    (tiles, test-time augmentation) when given."""
+    if labels_of:
+        return lambda frames: [labels_of(frame) for frame in frames]
+    return lambda frames: predictions.predict_batch(sess, predictor, frames)
 
 
 # ---------------------------------------------------------------- export
