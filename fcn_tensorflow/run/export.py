@@ -126,7 +126,7 @@ def tflite_labeller(path):
     from ai_edge_litert.interpreter import Interpreter  # noqa: E402 (an optional extra: requirements-export.txt)
     interpreter = Interpreter(model_path=path)
     image_input = interpreter.get_input_details()[0]["index"]
-    labels_output = next(output["index"] for output in interpreter.get_output_details() if len(output["shape"]) == 3)
+    labels_output = next(output["index"] for output in interpreter.get_output_details() if output["name"] == "labels")
 
     def labels_of(batch):
         interpreter.resize_tensor_input(image_input, batch.shape)

@@ -50,6 +50,11 @@ def run_at_two_sizes(path, num_classes):
         runtime = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         assert [value.name for value in runtime.get_inputs()] == ["images"]
         assert [value.name for value in runtime.get_outputs()] == ["labels", "probabilities"]
+    else:
+        from ai_edge_litert.interpreter import Interpreter
+        interpreter = Interpreter(model_path=path)
+        assert [(value["name"], value["dtype"]) for value in interpreter.get_input_details()] == [("images", np.uint8)]
+        assert [value["name"] for value in interpreter.get_output_details()] == ["labels", "probabilities"]
     for height, width in ((48, 64), (70, 33)):
         batch = np.random.RandomState(0).randint(0, 256, (1, height, width, 3)).astype(np.uint8)
         if path.endswith(".onnx"):
