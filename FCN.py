@@ -24,6 +24,7 @@ from fcn_tensorflow.data import voc
 from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS  # noqa: F401 (the original's constant)
 from fcn_tensorflow.net import spec
 from fcn_tensorflow.run import checkpoints
+from fcn_tensorflow.run import formats
 from fcn_tensorflow.run import model_record
 from fcn_tensorflow.run import tta
 from fcn_tensorflow.run import video
@@ -83,6 +84,12 @@ flags.DEFINE_string("output_dir", "", "predict: where to write <stem>.png, <stem
                     "<stem>_overlay.png; for a video <stem>.mp4 and <stem>/00000.png, ... "
                     "Default: logs_dir/predictions")
 flags.DEFINE_string("export_dir", "", "export: a new folder for the SavedModel. Default: logs_dir/saved_model")
+flags.DEFINE_list("export_formats", ["saved_model"], "export: comma list of " + ", ".join(formats.FILES) + " (the "
+                  "SavedModel is always written; the others need requirements-export.txt)")
+flags.DEFINE_string("calibration_dir", "", "export: a folder of images to calibrate tflite_int8 on and to check the "
+                    "converted files with. Default: the validation images of --data_dir")
+flags.DEFINE_integer("calibration_images", 100, "export: calibrate tflite_int8 on at most this many images",
+                     lower_bound=1)
 flags.DEFINE_bool("convs_as_matmul", True,
                   "compute conv6-8 and the 8x upsampling as matmuls (same sums, faster on CPU); false: original ops")
 flags.DEFINE_bool("xla", False, "train and visualize: compile the graph with XLA auto-clustering (evaluate, "
@@ -263,6 +270,8 @@ def check_settings(settings, dataset, found_checkpoints):
         check_video(settings.input, settings.output_dir)
     if settings.mode == "export" and os.path.exists(settings.export_dir):
         raise UsageError("%s exists: --mode=export writes a new folder (pass --export_dir)" % settings.export_dir)
+    if settings.mode == "export":
+        check_export_formats(settings)
     if settings.tile_size and settings.tile_overlap >= settings.tile_size:
         raise UsageError("--tile_overlap=%d must be less than --tile_size=%d"
                          % (settings.tile_overlap, settings.tile_size))
@@ -276,6 +285,19 @@ def check_settings(settings, dataset, found_checkpoints):
     if settings.mode in ("predict", "export") and not found_checkpoints:
         raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir"
                          % (settings.logs_dir, settings.mode))
+
+
+def check_export_formats(settings):
+    """Refuse an unknown format, a converted format of a bfloat16 model, and a missing --calibration_dir."""
+    try:
+        chosen = formats.parse(settings.export_formats)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if settings.mixed_precision and len(chosen) > 1:
+        raise UsageError("--export_formats=%s: TFLite and ONNX are exported from a float32 model; a bfloat16 one "
+                         "(--mixed_precision) exports only saved_model" % ",".join(settings.export_formats))
+    if settings.calibration_dir and not os.path.isdir(settings.calibration_dir):
+        raise UsageError("--calibration_dir=%s is not a folder" % settings.calibration_dir)
 
 
 def check_video(input_path, output_dir):

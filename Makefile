@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
-# the optional extras (video: imageio-ffmpeg), so the tests cover them; make demo does without
+# the optional extras (export converters and runtimes, video: imageio-ffmpeg), so the tests cover them; make demo does without
 $(VENV)/.export-installed: requirements-export.txt $(VENV)/.installed
 	$(PY) -m pip install -r requirements-export.txt
 	touch $@

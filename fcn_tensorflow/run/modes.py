@@ -19,6 +19,8 @@ from fcn_tensorflow.net import graphs
 from fcn_tensorflow.net.spec import CLASS_SCORE_BIAS, PAPER_HEADS, Net, Training
 from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import distribute
+from fcn_tensorflow.run import export
+from fcn_tensorflow.run import formats
 from fcn_tensorflow.run import model_record
 from fcn_tensorflow.run import predictions
 from fcn_tensorflow.run import session
@@ -151,10 +153,31 @@ def frames_labeller(sess, predictor, labels_of=None):
 # ---------------------------------------------------------------- export
 
 def run_export(settings, dataset, found_checkpoints):
+    """Write the --export_formats of the newest checkpoint (export.py), with plain convolutions whatever
+    --convs_as_matmul says: converters know no ExtractImagePatches."""
+    chosen = formats.parse(settings.export_formats)
     classes = model_classes(settings, dataset, found_checkpoints)
+    images = export_images(settings, dataset, chosen) if len(chosen) > 1 else []
     sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
     with sess:
-        predictions.export_mode(sess, predictor, settings.export_dir)
+        export.export_mode(sess, predictor, settings.export_dir, chosen, classes.class_names,
+                           model_record.read(settings.logs_dir), images)
+
+
+def export_images(settings, dataset, chosen):
+    """The images that calibrate the int8 file (up to --calibration_images) and check the converted files (the
+    first export.CHECK_IMAGES): those of --calibration_dir, else the validation images of an existing --data_dir
+    (export downloads no dataset), else none."""
+    count = settings.calibration_images if set(formats.CALIBRATED) & set(chosen) else export.CHECK_IMAGES
+    if settings.calibration_dir:
+        return [reader.read_image(path) for path in predictions.image_files(settings.calibration_dir)[:count]]
+    if not os.path.isdir(settings.data_dir):
+        return []
+    try:
+        records = dataset.list_pairs(("validation",))[1][:count]
+    except (OSError, ValueError, reader.DataError):
+        return []
+    return [reader.read_record_image(record) for record in records]
 
 
 MODES = {"train": run_train, "visualize": run_visualize, "evaluate": run_evaluate, "predict": run_predict,
@@ -244,7 +267,7 @@ def load_vgg(settings, with_fc=True):
 def network(settings, classes):
     """The spec.Net the settings and the model's classes describe."""
     return Net(classes.num_classes, settings.fc_width, settings.head, settings.learn_upsampling,
-               settings.convs_as_matmul, settings.debug)
+               settings.convs_as_matmul and settings.mode != "export", settings.debug)
 
 
 def training_graph(settings, classes, precision=FLOAT32, cluster=distribute.OneDevice(), vgg=None,

@@ -1,5 +1,5 @@
 """What the trained network's labels are put to: scored over the validation split (evaluate), written as label
-maps and pictures (predict), served from a SavedModel (export). The bodies take what they need as arguments;
+maps and pictures (predict); export.py writes them to files. The bodies take what they need as arguments;
 modes.py reads the settings and calls them."""
 import json
 import os
@@ -167,14 +167,3 @@ def predict_mode(sess, predictor, input_path, output_dir, palette, class_names, 
           + ("; skipped %d: %s" % (len(skipped), ", ".join(skipped)) if skipped else ""))
     return skipped
 
-
-def export_mode(sess, predictor, export_dir):
-    """SavedModel whose serving_default maps uint8 `images` [N, H, W, 3] to `labels` and `probabilities`."""
-    signature = tf.compat.v1.saved_model.predict_signature_def(
-        inputs={"images": predictor.images},
-        outputs={"labels": predictor.labels, "probabilities": predictor.probabilities})
-    builder = tf.compat.v1.saved_model.Builder(export_dir)
-    builder.add_meta_graph_and_variables(sess, [tf.compat.v1.saved_model.SERVING], strip_default_attrs=True,
-                                         signature_def_map={"serving_default": signature})
-    builder.save()
-    print("Exported the SavedModel to %s" % export_dir)

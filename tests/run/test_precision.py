@@ -13,7 +13,7 @@ import tensorflow as tf
 from fcn_tensorflow.run import modes
 from fcn_tensorflow.run import precision
 from fcn_tensorflow.run import session
-from tests.helpers import run_main, tiny_flags
+from tests.helpers import run_main
 
 HAS_BFLOAT16 = precision.mixed_precision_type(False)[0] == precision.BFLOAT16
 needs_bfloat16 = pytest.mark.skipif(not HAS_BFLOAT16, reason="this CPU has neither avx512_bf16 nor amx_bf16")
@@ -122,16 +122,6 @@ def predict_labels(flags, input_folder, output_dir, **more):
     run_main("predict", input=input_folder, output_dir=output_dir, **dict(flags, **more))
     return {name: imageio.imread(os.path.join(output_dir, name)) for name in sorted(os.listdir(output_dir))
             if not name.endswith(("_color.png", "_overlay.png"))}
-
-
-@pytest.fixture(scope="module")
-def longer_trained_flags(vgg_mat, scene_data, tmp_path_factory):
-    """Flags of a tiny model trained in float32 at the images' own scale until its decisions are clear: after 80
-    to 150 steps bfloat16 agreed with float32 on 99.1-99.7% of the pixels, after 2 steps (trained_logs) on less."""
-    flags = tiny_flags(vgg_mat, scene_data, tmp_path_factory.mktemp("longer") / "logs")
-    flags.update(learning_rate=1e-3, log_every=1000, image_size=64)
-    run_main("train", max_iteration=150, save_every=1000, **flags)
-    return flags
 
 
 @needs_bfloat16
