@@ -5,7 +5,6 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from fcn_tensorflow import console
 from fcn_tensorflow import metrics
