@@ -298,6 +298,10 @@ def check_export_formats(settings):
                          "(--mixed_precision) exports only saved_model" % ",".join(settings.export_formats))
     if settings.calibration_dir and not os.path.isdir(settings.calibration_dir):
         raise UsageError("--calibration_dir=%s is not a folder" % settings.calibration_dir)
+    missing = formats.missing_packages(chosen)
+    if missing:
+        raise UsageError("--export_formats=%s needs %s, not installed here: pip install -r requirements-export.txt"
+                         % (",".join(settings.export_formats), ", ".join(missing)))
 
 
 def check_video(input_path, output_dir):

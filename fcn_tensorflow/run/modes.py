@@ -158,6 +158,9 @@ def run_export(settings, dataset, found_checkpoints):
     chosen = formats.parse(settings.export_formats)
     classes = model_classes(settings, dataset, found_checkpoints)
     images = export_images(settings, dataset, chosen) if len(chosen) > 1 else []
+    if set(formats.CALIBRATED) & set(chosen) and not images:
+        raise ValueError("tflite_int8 needs images to calibrate on: pass --calibration_dir, or a --data_dir with "
+                         "validation images")
     sess, predictor, _ = inference_session(settings, found_checkpoints, classes)
     with sess:
         export.export_mode(sess, predictor, settings.export_dir, chosen, classes.class_names,

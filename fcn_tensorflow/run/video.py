@@ -18,6 +18,7 @@ from fcn_tensorflow import pictures
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 MOST_FRAMES_PER_BATCH = 8  # more frames per run gain little on a CPU and hold more frames in memory
 EXTRA_PACKAGE = "imageio-ffmpeg"
+CONTAINER_SLACK = 1  # frames a container's duration may promise beyond its picture (start offsets, edit lists)
 
 
 def is_video(path):
@@ -123,16 +124,22 @@ def predict_video(input_path, output_dir, labels_of_batch, palette, max_pixels):
     video_path, labels_dir = output_paths(input_path, output_dir)
     width, height = meta["size"]
     promised, broken, written = frames_promised(meta), [], 0
-    os.makedirs(labels_dir, exist_ok=True)
-    with reader, frame_writer(video_path, meta["fps"], height, width) as writer:
-        frames = readable_frames(reader, broken)
-        labelled = labelled_frames(frames, labels_of_batch, frames_per_batch(height, width, max_pixels))
-        total = promised or frames_counted(input_path)
-        for frame, labels in console.progress(labelled, total, "Predicting %s" % input_path, unit="frames"):
-            pictures.save_image(labels, labels_dir, "%05d" % written)
-            writer.append_data(pictures.overlay(frame, labels, palette))
-            written += 1
+    with reader:
+        os.makedirs(labels_dir, exist_ok=True)
+        with frame_writer(video_path, meta["fps"], height, width) as writer:
+            frames = readable_frames(reader, broken)
+            labelled = labelled_frames(frames, labels_of_batch, frames_per_batch(height, width, max_pixels))
+            total = promised or frames_counted(input_path)
+            for frame, labels in console.progress(labelled, total, "Predicting %s" % input_path, unit="frames"):
+                pictures.save_image(labels, labels_dir, "%05d" % written)
+                writer.append_data(pictures.overlay(frame, labels, palette))
+                written += 1
     if not written:
+        for path in (video_path, labels_dir):  # nothing of a video no frame of which could be read
+            if os.path.isdir(path):
+                os.rmdir(path)
+            elif os.path.exists(path):
+                os.remove(path)
         raise OSError("no frame of %s can be read%s" % (input_path, explained(broken)))
     missing = report_cut(input_path, written, promised, broken)
     print("Predicted %d frames of %s into %s (%.4g frames/s) and %s/" % (written, input_path, video_path,
@@ -143,7 +150,7 @@ def predict_video(input_path, output_dir, labels_of_batch, palette, max_pixels):
 def report_cut(input_path, written, promised, broken):
     """Say in one line which frames were not read (after a cut or a frame ffmpeg cannot decode); returns how many
     (at least 1 when the reader failed, even if the file does not say how many frames it holds)."""
-    short = promised is not None and promised > written
+    short = promised is not None and promised > written + CONTAINER_SLACK
     if not short and not broken:
         return 0
     if short:
