@@ -173,14 +173,23 @@ def export_images(settings, dataset, chosen):
     (export downloads no dataset), else none."""
     count = settings.calibration_images if set(formats.CALIBRATED) & set(chosen) else export.CHECK_IMAGES
     if settings.calibration_dir:
-        return [reader.read_image(path) for path in predictions.image_files(settings.calibration_dir)[:count]]
-    if not os.path.isdir(settings.data_dir):
+        records = [{"image": path} for path in predictions.image_files(settings.calibration_dir)]
+    elif os.path.isdir(settings.data_dir):
+        try:
+            records = dataset.list_pairs(("validation",))[1]
+        except (OSError, ValueError, reader.DataError):
+            return []
+    else:
         return []
-    try:
-        records = dataset.list_pairs(("validation",))[1][:count]
-    except (OSError, ValueError, reader.DataError):
-        return []
-    return [reader.read_record_image(record) for record in records]
+    images = []
+    for record in records:
+        if len(images) == count:
+            break
+        try:  # each image at the size the checks and the calibration see it, not the file's (aerial images...)
+            images.append(export.resized(reader.read_record_image(record), export.CHECK_SIZES[0]))
+        except Exception as error:  # PIL reports broken files with many exception types
+            print("Skipping %s: it cannot be read as an image (%s)" % (record["image"], error))
+    return images
 
 
 MODES = {"train": run_train, "visualize": run_visualize, "evaluate": run_evaluate, "predict": run_predict,
