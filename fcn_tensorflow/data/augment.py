@@ -7,6 +7,8 @@ whichever thread reads which pair, and every epoch sees each image differently.
 import numpy as np
 from PIL import Image
 
+from fcn_tensorflow.data import reader
+
 
 def scale_range(texts):
     """(smallest, largest) from two texts such as ["0.5", "2.0"], or None unless 0 < smallest <= largest."""
@@ -37,18 +39,14 @@ class Augmentation(object):
             image, labels = image[:, ::-1], labels[:, ::-1]
         scale = rng.uniform(*self.scale_range)
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))  # (width, height)
-        image = _resize(image, size, Image.BILINEAR)
-        labels = _resize(labels, size, Image.NEAREST)
+        image = reader.resize(image, size, Image.BILINEAR)
+        labels = reader.resize(labels, size)
         image = _pad_to(image, self.crop_size, self.mean_pixel)
         labels = _pad_to(labels, self.crop_size, pad_label)
         top = rng.integers(0, image.shape[0] - self.crop_size + 1)
         left = rng.integers(0, image.shape[1] - self.crop_size + 1)
         window = (slice(top, top + self.crop_size), slice(left, left + self.crop_size))
         return image[window], labels[window][..., np.newaxis]
-
-
-def _resize(array, size, resample):
-    return np.asarray(Image.fromarray(np.ascontiguousarray(array)).resize(size, resample))
 
 
 def _pad_to(array, size, value):

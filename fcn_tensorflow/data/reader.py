@@ -103,12 +103,12 @@ def record_source(record, key):
     return "%s[%d]" % (record[key], record["index"]) if "index" in record else record[key]
 
 
-def resize_nearest(array, size):
-    """Resize (H, W) or (H, W, C) uint8 with nearest-neighbour interpolation; size is an int (square) or
-    (width, height)."""
+def resize(array, size, resample=Image.NEAREST):
+    """Resize (H, W) or (H, W, C) uint8 with PIL's `resample` (nearest-neighbour: labels never blend); size is an
+    int (square) or (width, height)."""
     if np.isscalar(size):
         size = (size, size)
-    return np.asarray(Image.fromarray(array).resize(tuple(size), Image.NEAREST))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(array)).resize(tuple(size), resample))
 
 
 def _read(read, source, *args):
@@ -145,9 +145,9 @@ def load_pair(record, resize_size=None, num_classes=None, ignore_label=None, lab
         warning = ("Warning: %s is %dx%d but its image is %dx%d: resized like the image"
                    % (record_source(record, "annotation"), labels.shape[1], labels.shape[0], image.shape[1],
                       image.shape[0]))
-        labels = resize_nearest(labels, (image.shape[1], image.shape[0]))
+        labels = resize(labels, (image.shape[1], image.shape[0]))
     if resize_size:
-        image, labels = resize_nearest(image, resize_size), resize_nearest(labels, resize_size)
+        image, labels = resize(image, resize_size), resize(labels, resize_size)
     return image, labels[..., np.newaxis], warning
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from fcn_tensorflow.data import reader
 from fcn_tensorflow.run import formats
 from fcn_tensorflow.run import model_record
 
@@ -99,8 +100,8 @@ def onnx_model(sess, predictor):
 
 
 def resized(image, size):
-    """The uint8 image at size (height, width)."""
-    return np.asarray(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
+    """The uint8 image at size (height, width), bilinear."""
+    return reader.resize(image, size[::-1], Image.BILINEAR)
 
 
 def agreement(sess, predictor, path, images):

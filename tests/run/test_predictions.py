@@ -159,7 +159,7 @@ def test_infer_size_sees_what_training_sees_and_resizes_scores_back(trained_flag
     sess, predictor = restored(lambda: graphs.build_predictor(weights, mean_pixel, 32, Net(fc_width=NARROW_FC)))
     labels = predictions.predict_labels(sess, predictor, image)
     sess, model = restored(lambda: graphs.build_model(weights, mean_pixel, Net(fc_width=NARROW_FC)))
-    seen = data_reader.resize_nearest(image, 32)[np.newaxis]
+    seen = data_reader.resize(image, 32)[np.newaxis]
     logits = sess.run(model.logits, {model.image: seen, model.keep_probability: 1.0})
     with tf.Graph().as_default(), tf.compat.v1.Session() as resize:
         expected = resize.run(tf.argmax(tf.image.resize(logits, [37, 53], method="bilinear"), axis=3))[0]
