@@ -46,12 +46,13 @@ def _cell(*items):
     return cell
 
 
-def write_vgg_mat(path, widths=matconvnet.VGG19_WIDTHS, fc_width=4096, num_imagenet_classes=1000, seed=0):
-    """Write a MatConvNet beta16-layout VGG19 file with random He-initialised weights."""
+def write_vgg_mat(path, widths=matconvnet.VGG19_WIDTHS, fc_width=4096, num_imagenet_classes=1000, seed=0,
+                  backbone="vgg19"):
+    """Write a MatConvNet beta16-layout VGG19 (or VGG16) file with random He-initialised weights."""
     rng = np.random.RandomState(seed)
     layers = []
-    conv_shapes = matconvnet.conv_shapes(widths, fc_width, num_imagenet_classes)
-    for name in matconvnet.VGG19_LAYERS:
+    conv_shapes = matconvnet.conv_shapes(widths, fc_width, num_imagenet_classes, backbone)
+    for name in matconvnet.layer_names(backbone):
         if name in conv_shapes:
             shape = conv_shapes[name]
             std = np.sqrt(2.0 / np.prod(shape[:3]))

@@ -1,4 +1,5 @@
-"""The MatConvNet beta16 VGG19 file: its layers, its mean pixel, and reading its weights (no TensorFlow).
+"""The MatConvNet beta16 VGG files (VGG19, and VGG16 for --backbone=vgg16): their layers, their mean pixel, and
+reading their weights (no TensorFlow).
 
 `scipy.io.loadmat` gives `layers`, a (1, 43) array of 1x1 structs; a conv entry's first field is a 1x2
 cell (kernel (kh, kw, in, out), bias (1, out)), and `normalization[0][0][0]` is the mean image.
@@ -10,32 +11,42 @@ import scipy.io
 
 from fcn_tensorflow.data import downloads
 
-MODEL_URL = "http://www.vlfeat.org/matconvnet/models/beta16/imagenet-vgg-verydeep-19.mat"
+MODEL_URLS = {"vgg19": "http://www.vlfeat.org/matconvnet/models/beta16/imagenet-vgg-verydeep-19.mat",
+              "vgg16": "http://www.vlfeat.org/matconvnet/models/beta16/imagenet-vgg-verydeep-16.mat"}
+MODEL_URL = MODEL_URLS["vgg19"]
 MODEL_FILE = downloads.url_file_name(MODEL_URL)
 BETA16_KEYS = ("layers", "normalization")
-VGG19_BLOCKS = (2, 2, 4, 4, 4)  # conv layers per block
-VGG19_WIDTHS = (64, 128, 256, 512, 512)  # their channels
+BLOCKS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}  # conv layers per block, per backbone
+VGG19_BLOCKS = BLOCKS["vgg19"]
+VGG19_WIDTHS = (64, 128, 256, 512, 512)  # the blocks' channels (VGG16's too)
 IMAGENET_MEAN_PIXEL = (123.68, 116.779, 103.939)  # the mean of the beta16 file's averageImage
 
 
-def _layer_names():
+def layer_names(backbone="vgg19"):
+    """The entries of the backbone's file, in order: conv/relu pairs, pools, then fc6 ... prob."""
     names = []
-    for block, convs in enumerate(VGG19_BLOCKS, start=1):
+    for block, convs in enumerate(BLOCKS[backbone], start=1):
         for conv in range(1, convs + 1):
             names += ["conv%d_%d" % (block, conv), "relu%d_%d" % (block, conv)]
         names.append("pool%d" % block)
     return tuple(names + ["fc6", "relu6", "fc7", "relu7", "fc8", "prob"])
 
 
-VGG19_LAYERS = _layer_names()  # the 43 entries of the file, in order
-CONV_LAYERS = VGG19_LAYERS[:VGG19_LAYERS.index("relu5_4") + 1]  # the convolutional part the network builds on
+def conv_layers(backbone="vgg19"):
+    """The convolutional part the network builds on: the file's entries up to the last ReLU before pool5."""
+    names = layer_names(backbone)
+    return names[:names.index("pool5")]
+
+
+VGG19_LAYERS = layer_names("vgg19")  # the 43 entries of the file, in order
+CONV_LAYERS = conv_layers("vgg19")
 FC_LAYERS = ("fc6", "fc7")  # the paper's heads start conv6 and conv7 from them
 
 
-def conv_shapes(widths=VGG19_WIDTHS, fc_width=4096, num_imagenet_classes=1000):
-    """{conv layer name: kernel shape (kh, kw, in, out)} of a VGG19 whose blocks have `widths` channels."""
+def conv_shapes(widths=VGG19_WIDTHS, fc_width=4096, num_imagenet_classes=1000, backbone="vgg19"):
+    """{conv layer name: kernel shape (kh, kw, in, out)} of a VGG whose blocks have `widths` channels."""
     shapes, in_channels = {}, 3
-    for block, convs in enumerate(VGG19_BLOCKS, start=1):
+    for block, convs in enumerate(BLOCKS[backbone], start=1):
         for conv in range(1, convs + 1):
             shapes["conv%d_%d" % (block, conv)] = (3, 3, in_channels, widths[block - 1])
             in_channels = widths[block - 1]
@@ -77,28 +88,36 @@ def get_model_data(dir_path, model_url=MODEL_URL, timeout=downloads.DOWNLOAD_TIM
     return data
 
 
-def vgg_weights_and_mean(model_data, layer_names):
-    """(name -> (kernel (kh, kw, in, out), flat bias)) for the conv and fc layers in layer_names, and the
-    RGB mean pixel."""
+def vgg_weights_and_mean(model_data, wanted, backbone="vgg19"):
+    """(name -> (kernel (kh, kw, in, out), flat bias)) for the conv and fc layers in `wanted`, and the RGB mean
+    pixel."""
     layers = np.squeeze(model_data["layers"])
+    if len(layers) != len(layer_names(backbone)):
+        raise ValueError("the file holds %d layers, a %s file %d: pass the --backbone it is for"
+                         % (len(layers), backbone, len(layer_names(backbone))))
     weights = {}
-    for index, name in enumerate(VGG19_LAYERS):
-        if name in layer_names and name.startswith(("conv", "fc")):
+    for index, name in enumerate(layer_names(backbone)):
+        if name in wanted and name.startswith(("conv", "fc")):
             kernel, bias = layers[index][0][0][0][0]
             weights[name] = (np.asarray(kernel, np.float32), np.asarray(bias, np.float32).reshape(-1))
     mean_image = model_data["normalization"][0][0][0]
     return weights, np.mean(mean_image, axis=(0, 1))
 
 
-def load_vgg(model_dir, model_url, transpose_kernels=True, fc_width=None, timeout=downloads.DOWNLOAD_TIMEOUT):
-    """VGG19 conv weights {name: (kernel, bias)} up to relu5_4 and the RGB mean pixel from the file in model_dir;
+def load_vgg(model_dir, model_url, transpose_kernels=True, fc_width=None, timeout=downloads.DOWNLOAD_TIMEOUT,
+             backbone="vgg19"):
+    """The backbone's conv weights {name: (kernel, bias)} up to pool5 and the RGB mean pixel from the file in model_dir;
     transpose_kernels swaps each kernel's first two axes, as the original did (the file holds them as TensorFlow
     wants them: height, width, in, out).
 
     With fc_width, also fc6 and fc7 as conv kernels (7x7 and 1x1) when they are fc_width wide; otherwise a line
     says conv6 and conv7 start at random."""
     model_data = get_model_data(model_dir, model_url, timeout)
-    weights, mean_pixel = vgg_weights_and_mean(model_data, CONV_LAYERS + (FC_LAYERS if fc_width else ()))
+    try:
+        weights, mean_pixel = vgg_weights_and_mean(model_data, conv_layers(backbone) + (FC_LAYERS if fc_width else ()),
+                                                   backbone)
+    except ValueError as error:
+        raise ValueError("%s: %s" % (vgg_file(model_dir, model_url), error)) from None
     if fc_width and weights["fc6"][0].shape[-1] != fc_width:
         print("conv6 and conv7 start at random: --fc_width=%d is not the width %d of fc6 and fc7 in %s"
               % (fc_width, weights["fc6"][0].shape[-1], vgg_file(model_dir, model_url)))

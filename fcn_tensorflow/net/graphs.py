@@ -93,8 +93,8 @@ def pretrained_loader(weights):
          for name, pair in sorted(weights.items()) for variable_name, value in zip(spec.checkpoint_names(name), pair)])
 
 
-def vgg_shapes_from_checkpoint(saved):
+def vgg_shapes_from_checkpoint(saved, backbone="vgg19"):
     """Zero-valued VGG conv weights shaped like those of a checkpoint ({name: shape}), whose restore brings the
     values."""
     return {name: tuple(np.zeros(saved[variable], np.float32) for variable in spec.checkpoint_names(name))
-            for name in matconvnet.CONV_LAYERS if name.startswith("conv")}
+            for name in matconvnet.conv_layers(backbone) if name.startswith("conv")}

@@ -113,12 +113,12 @@ def conv2d_transpose_strided(x, W, b, output_shape=None, stride=2, as_matmul=Fal
     return tf.nn.bias_add(conv2d_transpose(x, W, output_shape, stride, as_matmul), b)
 
 
-def conv2d_transpose(x, W, output_shape, stride, as_matmul=False):
-    """tf.nn.conv2d_transpose with SAME padding; as_matmul: conv2d_transpose_as_matmul where it applies (a kernel
-    of twice the stride)."""
+def conv2d_transpose(x, W, output_shape, stride, as_matmul=False, padding="SAME"):
+    """tf.nn.conv2d_transpose with SAME (or VALID: the whole output, Caffe's deconvolution) padding; as_matmul:
+    conv2d_transpose_as_matmul where it applies (a kernel of twice the stride), which serves both."""
     if as_matmul and W.shape[0] == W.shape[1] == 2 * stride:
         return conv2d_transpose_as_matmul(x, W, output_shape, stride)
-    return tf.nn.conv2d_transpose(x, W, output_shape, strides=[1, stride, stride, 1], padding="SAME")
+    return tf.nn.conv2d_transpose(x, W, output_shape, strides=[1, stride, stride, 1], padding=padding)
 
 
 def conv2d_as_matmul(x, W, padding="SAME"):
@@ -150,7 +150,8 @@ def matmul_in_row_blocks(a, b, most_rows=512):
 
 
 def conv2d_transpose_as_matmul(x, W, output_shape, stride):
-    """tf.nn.conv2d_transpose (kernel 2*stride, SAME) as a 2x2 convolution to stride*stride output phases.
+    """tf.nn.conv2d_transpose (kernel 2*stride, SAME or VALID: output_shape says) as a 2x2 convolution to
+    stride*stride output phases.
 
     Output row stride*q + r - pad_top receives x[q] * W[r] + x[q-1] * W[r + stride]; so a 2x2
     convolution of x (padded by one) gives every phase as channels, depth_to_space interleaves them

@@ -13,23 +13,28 @@ import tensorflow as tf
 
 from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.net import layers as utils
-from fcn_tensorflow.net.spec import FINAL_STRIDE, PAPER_HEADS, SCOPE, Net, Training, variable_names
+from fcn_tensorflow.net.spec import (ATONCE_SKIP_SCALES, CAFFE_CONV1_PAD, CAFFE_SCORE_CROP, CAFFE_SKIP_CROPS,
+                                      FINAL_STRIDE, PAPER_HEADS, SCOPE, Net, Training, variable_names)
 
 
 # ---------------------------------------------------------------- VGG
 
-def vgg_net(weights, image, debug=False, max_pooling=False):
-    """VGG19 up to relu5_4 with average pooling (the original's) or max pooling (the file's and the paper's);
-    variables shaped like `weights`, filled in later."""
+def vgg_net(weights, image, debug=False, max_pooling=False, backbone="vgg19", geometry="same"):
+    """VGG19 (or VGG16) up to its last ReLU with average pooling (the original's) or max pooling (the file's and the
+    paper's); variables shaped like `weights`, filled in later. geometry "caffe": conv1_1 sees the image padded by
+    100, as the reference's, so the crops of the head find their offsets at any image size."""
     net = {}
     current = image
-    for name in matconvnet.CONV_LAYERS:
+    for name in matconvnet.conv_layers(backbone):
         kind = name[:4]
         if kind == "conv":
             kernel, bias = weights[name]
             kernel_name, bias_name = variable_names(name)
             kernel_var = utils.pretrained_variable(kernel.shape, name=kernel_name)
             bias_var = utils.pretrained_variable(bias.shape, name=bias_name)
+            if name == "conv1_1" and geometry == "caffe":  # zeros (the mean, once centred); SAME adds the last 1
+                pad = CAFFE_CONV1_PAD - 1
+                current = tf.pad(current, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
             current = utils.conv2d_basic(current, kernel_var, bias_var)
         elif kind == "relu":
             current = tf.nn.relu(current, name=name)
@@ -51,28 +56,34 @@ def fcn_head(pool5, keep_prob, num_classes, fc_width, debug=False, convs_as_matm
     return _conv(relu_dropout7, W8, b8, convs_as_matmul)
 
 
-def fully_connected_as_convs(pool5, keep_prob, fc_width, debug=False, convs_as_matmul=True, pretrained=False):
-    """conv6 (7x7) and conv7 (1x1), each with ReLU and dropout; pretrained: filled from fc6 and fc7 later."""
+def fully_connected_as_convs(pool5, keep_prob, fc_width, debug=False, convs_as_matmul=True, pretrained=False,
+                             padding="SAME"):
+    """conv6 (7x7, SAME; the reference's VALID) and conv7 (1x1), each with ReLU and dropout; pretrained: filled
+    from fc6 and fc7 later."""
     relu_dropout6 = _conv_relu_dropout(pool5, [7, 7, pool5.shape[-1], fc_width], "6", keep_prob, debug,
-                                       convs_as_matmul, pretrained)
+                                       convs_as_matmul, pretrained, padding)
     return _conv_relu_dropout(relu_dropout6, [1, 1, fc_width, fc_width], "7", keep_prob, debug, convs_as_matmul,
                               pretrained)
 
 
-def _conv_relu_dropout(x, kernel_shape, layer, keep_prob, debug, convs_as_matmul, pretrained=False):
+def _conv_relu_dropout(x, kernel_shape, layer, keep_prob, debug, convs_as_matmul, pretrained=False, padding="SAME"):
     """W<layer>, b<layer>, relu<layer>, then dropout: conv6 and conv7."""
     kernel_name, bias_name = variable_names("fc" + layer)
     W = (utils.pretrained_variable if pretrained else utils.weight_variable)(kernel_shape, name=kernel_name)
     b = utils.bias_variable([kernel_shape[-1]], name=bias_name)  # zeros, as a pretrained variable starts
-    relu = tf.nn.relu(_conv(x, W, b, convs_as_matmul), name="relu" + layer)
+    relu = tf.nn.relu(_conv(x, W, b, convs_as_matmul, padding), name="relu" + layer)
     if debug:
         utils.add_activation_summary(relu)
     return tf.nn.dropout(relu, rate=1 - keep_prob)
 
 
-def _conv(x, W, b, as_matmul):
+def _conv(x, W, b, as_matmul, padding="SAME"):
     """conv2d_basic, or the same sums as one matmul over image patches (faster on CPU for conv6-8)."""
-    return tf.nn.bias_add(utils.conv2d_as_matmul(x, W), b) if as_matmul else utils.conv2d_basic(x, W, b)
+    if as_matmul:
+        return tf.nn.bias_add(utils.conv2d_as_matmul(x, W, padding), b)
+    if padding == "SAME":
+        return utils.conv2d_basic(x, W, b)
+    return tf.nn.bias_add(tf.nn.conv2d(x, W, strides=1, padding=padding), b)
 
 
 def upsample_and_fuse(scores, pool4, pool3, image_shape, num_classes, convs_as_matmul=True):
@@ -107,20 +118,46 @@ def bilinear_filter(size):
 
 
 def score_and_upsample(fc7, pool4, pool3, image_shape, num_classes, head, learn_upsampling=True,
-                       convs_as_matmul=True):
+                       convs_as_matmul=True, geometry="same"):
     """score_fr on conv7; for fcn16s and fcn8s upscore2 + score_pool4 (fuse_pool4), for fcn8s upscore_pool4 +
     score_pool3 (fuse_pool3); then upscore<stride> to the input size. Returns the class scores [N, H, W, classes]."""
     scores = score_layer(fc7, num_classes, "score_fr", convs_as_matmul)
-    if head != "fcn32s":
-        upscore2 = learned_upsampling(scores, tf.shape(pool4), "upscore2", learn_upsampling, convs_as_matmul)
-        scores = tf.add(upscore2, score_layer(pool4, num_classes, "score_pool4", convs_as_matmul), name="fuse_pool4")
-    if head == "fcn8s":
-        upscore_pool4 = learned_upsampling(scores, tf.shape(pool3), "upscore_pool4", learn_upsampling,
-                                           convs_as_matmul)
-        scores = tf.add(upscore_pool4, score_layer(pool3, num_classes, "score_pool3", convs_as_matmul),
-                        name="fuse_pool3")
+    skips = (("upscore2", pool4, "pool4"), ("upscore_pool4", pool3, "pool3"))[:{32: 0, 16: 1, 8: 2}[FINAL_STRIDE[head]]]
+    for upscore_name, pool, pool_name in skips:
+        scores = fuse_skip(scores, pool, pool_name, upscore_name, head, learn_upsampling, convs_as_matmul, geometry)
     stride = FINAL_STRIDE[head]
+    if geometry == "caffe":
+        return caffe_final_upsampling(scores, image_shape, stride, CAFFE_SCORE_CROP[head], convs_as_matmul)
     return fixed_upsampling(scores, image_shape, stride, "upscore%d" % stride, convs_as_matmul)
+
+
+def fuse_skip(scores, pool, pool_name, upscore_name, head, learn_upsampling=True, convs_as_matmul=True,
+              geometry="same"):
+    """fuse_pool4 = upscore2 (scores upsampled 2x) + score_pool4 (pool4 scored); fuse_pool3 likewise. At-once
+    scales the pool first (scale_pool4); the caffe geometry crops the skip's scores (score_pool4c) to the
+    upsampled ones, whose size the unpadded transposed convolution gives."""
+    num_classes = scores.shape[-1]
+    size = tf.shape(pool) if geometry == "same" else tf.shape(scores) * [1, 2, 2, 1] + [0, 2, 2, 0]  # 2 (h - 1) + 4
+    upscore = learned_upsampling(scores, size, upscore_name, learn_upsampling, convs_as_matmul, geometry)
+    if head == "fcn8s_atonce":
+        pool = scale_layer(pool, "scale_" + pool_name)
+    skip = score_layer(pool, num_classes, "score_" + pool_name, convs_as_matmul)
+    if geometry == "caffe":
+        skip = crop(skip, CAFFE_SKIP_CROPS["score_" + pool_name], tf.shape(upscore), "score_%sc" % pool_name)
+    return tf.add(upscore, skip, name="fuse_" + pool_name)
+
+
+def crop(scores, offset, shape, name):
+    """Caffe's Crop (axis 2): the height x width of `shape` from `offset` down and right."""
+    return tf.slice(scores, [0, offset, offset, 0], tf.stack([-1, shape[1], shape[2], -1]), name=name)
+
+
+def scale_layer(features, name):
+    """At-once's fixed per-channel scale of a skip's features (scale_pool4: 0.01, scale_pool3: 0.0001), so the
+    skips start small without a stage of their own."""
+    with tf.compat.v1.variable_scope(name) as scope:
+        scale = _model_variable(tf.fill([features.shape[-1]], ATONCE_SKIP_SCALES[name]), False, "scale")
+        return tf.multiply(features, scale, name=scope.original_name_scope)
 
 
 def score_layer(features, num_classes, name, convs_as_matmul=True):
@@ -133,15 +170,17 @@ def score_layer(features, num_classes, name, convs_as_matmul=True):
         return tf.nn.bias_add(conv, bias, name=scope.original_name_scope)
 
 
-def learned_upsampling(scores, output_shape, name, trainable=True, convs_as_matmul=True):
+def learned_upsampling(scores, output_shape, name, trainable=True, convs_as_matmul=True, geometry="same"):
     """upscore2, upscore_pool4: a 4x4 stride-2 transposed convolution from all classes to all classes, no bias,
-    starting as bilinear interpolation of each class on its own (its kernel is diagonal in the classes)."""
+    starting as bilinear interpolation of each class on its own (its kernel is diagonal in the classes); SAME, or
+    unpadded in the caffe geometry."""
     num_classes = scores.shape[-1]
     with tf.compat.v1.variable_scope(name) as scope:
         initial = tf.constant(bilinear_filter(4))[:, :, None, None] * tf.eye(num_classes)
         kernel = _model_variable(initial, trainable, "kernel")
         output_shape = tf.stack([output_shape[0], output_shape[1], output_shape[2], num_classes])
-        return tf.identity(utils.conv2d_transpose(scores, kernel, output_shape, 2, convs_as_matmul),
+        padding = "SAME" if geometry == "same" else "VALID"
+        return tf.identity(utils.conv2d_transpose(scores, kernel, output_shape, 2, convs_as_matmul, padding),
                            name=scope.original_name_scope)
 
 
@@ -161,6 +200,20 @@ def fixed_upsampling(scores, image_shape, stride, name, convs_as_matmul=True):
         upsampled = tf.transpose(upsampled, [0, 2, 3, 1], name=scope.original_name_scope)
     upsampled.set_shape([None, None, None, scores.shape[-1]])
     return upsampled
+
+
+def caffe_final_upsampling(scores, image_shape, stride, offset, convs_as_matmul=True):
+    """upscore8/16/32 as the reference's: an unpadded transposed convolution with a kernel from all classes to all
+    classes (the file's; fresh: bilinear per class, fixed), then `score`, the image's size cropped at `offset`."""
+    size, num_classes = 2 * stride, scores.shape[-1]
+    with tf.compat.v1.variable_scope("upscore%d" % stride):
+        initial = tf.constant(bilinear_filter(size))[:, :, None, None] * tf.eye(num_classes)
+        kernel = _model_variable(initial, False, "kernel")
+        shape = tf.shape(scores)
+        output_shape = tf.stack([shape[0], stride * (shape[1] - 1) + size, stride * (shape[2] - 1) + size,
+                                 num_classes])
+        upsampled = utils.conv2d_transpose(scores, kernel, output_shape, stride, convs_as_matmul, "VALID")
+    return crop(upsampled, offset, image_shape, "score")
 
 
 def _model_variable(initial_value, trainable, name):
@@ -183,13 +236,13 @@ def inference(image, keep_prob, weights, mean_pixel, net=Net()):
     conv6-8 and the upsamplings as matmuls (same sums, faster on CPU); False builds the original tf.nn ops."""
     processed_image = utils.process_image(image, mean_pixel.astype(np.float32))
     with tf.compat.v1.variable_scope(SCOPE):
-        image_net = vgg_net(weights, processed_image, net.debug, max_pooling=net.head in PAPER_HEADS)
+        image_net = vgg_net(weights, processed_image, net.debug, net.head in PAPER_HEADS, net.backbone, net.geometry)
         if net.head in PAPER_HEADS:
-            pool5 = utils.max_pool_2x2(image_net["relu5_4"])  # after relu5_4, as the paper
+            pool5 = utils.max_pool_2x2(image_net[matconvnet.conv_layers(net.backbone)[-1]])  # after relu5_x, as the paper
             fc7 = fully_connected_as_convs(pool5, keep_prob, net.fc_width, net.debug, net.convs_as_matmul,
-                                           "fc6" in weights)
+                                           "fc6" in weights, "SAME" if net.geometry == "same" else "VALID")
             logits = score_and_upsample(fc7, image_net["pool4"], image_net["pool3"], tf.shape(image), net.num_classes,
-                                        net.head, net.learn_upsampling, net.convs_as_matmul)
+                                        net.head, net.learn_upsampling, net.convs_as_matmul, net.geometry)
         else:
             pool5 = utils.max_pool_2x2(image_net["conv5_3"])  # before relu5_3, as the original
             scores = fcn_head(pool5, keep_prob, net.num_classes, net.fc_width, net.debug, net.convs_as_matmul)
@@ -204,15 +257,15 @@ def inference_at_any_size(images, weights, mean_pixel, infer_size, net=Net()):
 
     infer_size > 0: the net sees an infer_size square, resized like the training data (nearest), and
     its class scores are resized back to H x W (bilinear) before the argmax. 0: the net sees the image
-    itself, padded to a multiple of 32 with the mean pixel (zero after centring) and cropped back."""
+    itself, padded to a multiple of 32 with the mean pixel (zero after centring) and cropped back; in the caffe
+    geometry, as it is."""
     image = tf.cast(images, tf.float32)
     size = tf.shape(image)[1:3]
     mean_pixel = mean_pixel.astype(np.float32)
     if infer_size:
         net_input = tf.image.resize(image, [infer_size, infer_size], method="nearest")
     else:
-        pad = -size % 32
-        net_input = tf.pad(image - mean_pixel, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]]) + mean_pixel
+        net_input = padded_to_32(image, size, mean_pixel, net.geometry)
     _, logits = inference(net_input, 1.0, weights, mean_pixel, net._replace(debug=False))
     if infer_size:
         logits = tf.image.resize(logits, size, method="bilinear")
@@ -224,16 +277,23 @@ def inference_at_any_size(images, weights, mean_pixel, infer_size, net=Net()):
 def inference_at_net_size(images, net_size, weights, mean_pixel, net=Net()):
     """inference_at_any_size where the size the net sees is an input: uint8 images [N, H, W, 3] resized to
     net_size [height, width] (int32 tensor; nearest, as the training data), padded to a multiple of 32 with the
-    mean pixel; the class scores cropped back to net_size and resized to H x W (bilinear). Test-time augmentation
-    and tiles (run/tta.py) feed each copy or window its own size."""
+    mean pixel (not in the caffe geometry); the class scores cropped back to net_size and resized to H x W
+    (bilinear). Test-time augmentation and tiles (run/tta.py) feed each copy or window its own size."""
     image = tf.cast(images, tf.float32)
     mean_pixel = mean_pixel.astype(np.float32)
-    pad = -net_size % 32
-    net_input = tf.image.resize(image, net_size, method="nearest") - mean_pixel
-    net_input = tf.pad(net_input, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]]) + mean_pixel
+    net_input = padded_to_32(tf.image.resize(image, net_size, method="nearest"), net_size, mean_pixel, net.geometry)
     _, logits = inference(net_input, 1.0, weights, mean_pixel, net._replace(debug=False))
     logits = tf.image.resize(logits[:, :net_size[0], :net_size[1]], tf.shape(image)[1:3], method="bilinear")
     return labels_and_probabilities(logits)
+
+
+def padded_to_32(image, size, mean_pixel, geometry="same"):
+    """The image padded at the bottom and right to a multiple of 32 with the mean pixel (zero after centring), which
+    the SAME geometry's skips need; the caffe geometry takes any size as it is."""
+    if geometry == "caffe":
+        return image
+    pad = -size % 32
+    return tf.pad(image - mean_pixel, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]]) + mean_pixel
 
 
 def labels_and_probabilities(logits):

@@ -7,22 +7,32 @@ from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS
 
 SCOPE = "inference"  # every variable of the network is in it
-PAPER_HEADS = ("fcn32s", "fcn16s", "fcn8s")
+PAPER_HEADS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
 HEADS = ("original",) + PAPER_HEADS
-FINAL_STRIDE = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}  # each paper head's last upsampling, named upscore<N>
+# each paper head's last upsampling, named upscore<N>; at-once is FCN-8s trained in one stage, its skips scaled
+FINAL_STRIDE = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8, "fcn8s_atonce": 8}
+BACKBONES = ("vgg19", "vgg16")
+# same: every convolution SAME, images padded to a multiple of 32 (the original's); caffe: the reference's exact
+# Caffe geometry (conv1_1 padded by 100, fc6 valid, upsamplings without padding, then crops at these offsets)
+GEOMETRIES = ("same", "caffe")
+CAFFE_CONV1_PAD = 100
+CAFFE_SKIP_CROPS = {"score_pool4": 5, "score_pool3": 9}  # where each skip's scores are cropped (score_pool4c, ...)
+CAFFE_SCORE_CROP = {"fcn32s": 19, "fcn16s": 27, "fcn8s": 31, "fcn8s_atonce": 31}  # the last crop, `score`
+ATONCE_SKIP_SCALES = {"scale_pool4": 0.01, "scale_pool3": 0.0001}  # at-once: pool4, pool3 scaled before scoring
 # The checkpoint variable whose length is the model's class count, per head.
 CLASS_SCORE_BIAS = dict({"original": SCOPE + "/b8"}, **{head: SCOPE + "/score_fr/bias" for head in PAPER_HEADS})
 
 # What shapes the network (the same values rebuild the graph its checkpoints restore into), and how it is built.
 Net = collections.namedtuple("Net", ["num_classes", "fc_width", "head", "learn_upsampling", "convs_as_matmul",
-                                     "debug"])
-Net.__new__.__defaults__ = (NUM_OF_CLASSESS, 4096, "original", True, True, False)
+                                     "debug", "backbone", "geometry"])
+Net.__new__.__defaults__ = (NUM_OF_CLASSESS, 4096, "original", True, True, False, "vgg19", "same")
 # How the network trains: the optimizer's step, the loss's ignore label, the precision it computes in
-# ("float32"; "float16": the optimizer scales the loss; "bfloat16": the session's rewrite does the rest), and the
-# loss's weight of each class (None: unweighted, the original's loss).
+# ("float32"; "float16": the optimizer scales the loss; "bfloat16": the session's rewrite does the rest), the
+# loss's weight of each class (None: unweighted, the original's loss), and whether the loss is the pixels' mean (the
+# original's) or their sum (the reference's Caffe SoftmaxWithLoss, normalize: false).
 Training = collections.namedtuple("Training", ["learning_rate", "optimizer", "momentum", "weight_decay",
-                                               "ignore_label", "precision", "class_weights"])
-Training.__new__.__defaults__ = (1e-4, "adam", 0.9, 0.0, None, "float32", None)
+                                               "ignore_label", "precision", "class_weights", "loss_sum"])
+Training.__new__.__defaults__ = (1e-4, "adam", 0.9, 0.0, None, "float32", None, False)
 
 
 def variable_names(layer):
