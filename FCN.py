@@ -19,6 +19,7 @@ from fcn_tensorflow.data import class_weights
 from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data import reader
+from fcn_tensorflow.data import released_fcns
 from fcn_tensorflow.data import scene_parsing
 from fcn_tensorflow.data import voc
 from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS  # noqa: F401 (the original's constant)
@@ -38,6 +39,7 @@ MODE_HELP = {
     "evaluate": "score the validation split, write logs_dir/metrics.json",
     "predict": "segment --input (an image, a folder or a video)",
     "export": "write a SavedModel to --export_dir",
+    "import": "write a released Caffe FCN (--caffemodel) into --logs_dir as a checkpoint and model.json",
 }
 
 DATA_MODES = ("train", "visualize", "evaluate")  # the modes that read --data_dir
@@ -54,12 +56,13 @@ flags.DEFINE_bool("debug", False, "Debug mode: activation and gradient histogram
 flags.DEFINE_enum("mode", "train", list(MODE_HELP), "Mode: " + "; ".join("%s: %s" % item for item in MODE_HELP.items()))
 flags.DEFINE_integer("max_iteration", 100001, "number of training steps (the step count continues on resume)",
                      lower_bound=0)
-flags.DEFINE_integer("image_size", 224, "images and annotations are resized to this square (multiple of 32)",
-                     lower_bound=32)
+flags.DEFINE_integer("image_size", 224, "images and annotations are resized to this square (multiple of 32); 0: "
+                     "each at its own size, one a batch (--batch_size=1)", lower_bound=0)
 flags.DEFINE_float("keep_prob", 0.85, "dropout keep probability of conv6 and conv7 while training, in (0, 1]")
 flags.DEFINE_integer("log_every", 10, "print and log the training loss every N steps", lower_bound=1)
 flags.DEFINE_integer("save_every", 500, "validate and write a checkpoint every N steps", lower_bound=1)
-flags.DEFINE_string("model_url", matconvnet.MODEL_URL, "where to download the VGG19 MatConvNet file if model_dir lacks it")
+flags.DEFINE_string("model_url", matconvnet.MODEL_URL, "where to download the VGG MatConvNet file if model_dir lacks "
+                    "it. Default: VGG19's; with --backbone=vgg16, %s" % matconvnet.MODEL_URLS["vgg16"])
 flags.DEFINE_string("data_url", "", "where to download the dataset if data_dir lacks it. Default: the official archive "
                     "(ADE20K: %s; VOC: %s)" % (scene_parsing.DATA_URL, voc.VOC_URL))
 flags.DEFINE_float("download_timeout", 60.0, "seconds a download may wait to connect, or for its next data",
@@ -134,6 +137,16 @@ flags.DEFINE_enum("head", "original", spec.HEADS,
                   "original: the original's head (average pooling, skips in feature space); fcn32s, fcn16s, fcn8s: "
                   "the paper's (max pooling, conv6/conv7 from the .mat's fc6/fc7, skips summed as class scores, "
                   "bilinear upsampling)")
+flags.DEFINE_enum("backbone", "vgg19", spec.BACKBONES, "the VGG: vgg19 (the original's) or vgg16 (the paper's: "
+                  "imagenet-vgg-verydeep-16.mat, or %s, in --model_dir)" % released_fcns.VGG16_CAFFE_FILE)
+flags.DEFINE_enum("geometry", "same", spec.GEOMETRIES, "same: SAME convolutions, images padded to a multiple of 32; "
+                  "caffe: the reference's exact Caffe geometry (conv1_1 pad 100, fc6 valid, unpadded upsampling, "
+                  "crops), any image size as it is; paper heads only")
+flags.DEFINE_enum("recipe", "none", ("none", "paper"), "paper: the reference's solver for the flags not given: SGD momentum "
+                  "0.99, learning rate 1e-10 (fcn32s, fcn8s_atonce) / 1e-12 (fcn16s) / 1e-14 (fcn8s), weight decay "
+                  "5e-4, the loss summed over pixels, batch 1 at native size, fixed bilinear upsampling")
+flags.DEFINE_enum("loss", "mean", ("mean", "sum"), "the pixels' cross-entropies averaged (the original's) or summed "
+                  "(the reference's Caffe loss, normalize: false)")
 flags.DEFINE_bool("learn_upsampling", True, "paper heads: upscore2 and upscore_pool4 start bilinear and learn; "
                   "false keeps them bilinear (as the reference Caffe code)")
 flags.DEFINE_enum("optimizer", "adam", ("adam", "momentum"), "adam (as the original) or SGD with --momentum")
@@ -150,6 +163,13 @@ flags.DEFINE_integer("val_images", 100, "train: pixel accuracy and mean IoU over
 flags.DEFINE_integer("reader_threads", None, "threads that read and resize the training and validation pairs ahead "
                      "of the steps (the batches are the same whatever their number). Default: the usable CPU cores "
                      "(%d here)" % reader.usable_cores(), lower_bound=1)
+# ---------------------------------------------------------------- flags: importing the paper's released Caffe FCNs
+flags.DEFINE_string("caffemodel", "", "import: a released FCN's .caffemodel file, or its name (%s), taken from "
+                    "--model_dir or downloaded" % ", ".join(released_fcns.KNOWN))
+flags.DEFINE_string("caffemodel_url", "", "import: where to download --caffemodel=<name> from if --model_dir lacks "
+                    "it. Default: %s<file>" % released_fcns.URL_ROOT)
+flags.DEFINE_enum("caffe_output", "semantic", ("semantic", "geometric"), "import of a SIFT Flow model: its semantic "
+                  "head (33 classes) or its geometric one (3)")
 flags.register_validator("momentum", lambda value: 0 <= value < 1, "--momentum must be in [0, 1)")
 flags.register_validator("scale_range", lambda value: augment.scale_range(value) is not None,
                          "--scale_range must be two numbers 0 < smallest <= largest, e.g. 0.5,2.0")
@@ -234,6 +254,14 @@ def settings_from(flag_values, given):
     record = model_record.read(values["logs_dir"])
     if record:
         values = model_record.apply(values, given, record)
+    elif values["init_checkpoint"] and checkpoints.resolve_checkpoint(values["init_checkpoint"]):
+        start = model_record.read(os.path.dirname(checkpoints.resolve_checkpoint(values["init_checkpoint"])))
+        values = model_record.apply_start(values, given, start or {})
+    if values["recipe"] == "paper":  # the reference's solver, for the flags not given
+        recipe = spec.paper_recipe(values["head"])
+        values.update((name, value) for name, value in recipe.items() if name not in given)
+    if "model_url" not in given:
+        values["model_url"] = matconvnet.MODEL_URLS[values["backbone"]]
     if values["transpose_vgg_kernels"] is None:  # the original's checkpoints need it; the file's order is H, W, in, out
         values["transpose_vgg_kernels"] = values["head"] == "original"
     values["reader_threads"] = values["reader_threads"] or reader.usable_cores()
@@ -253,6 +281,9 @@ def open_dataset(settings):
 def check_settings(settings, dataset, found_checkpoints):
     """Refuse, before TensorFlow is loaded, what cannot work with these settings."""
     dataset.check_paths(reads_data=settings.mode in DATA_MODES)
+    check_network(settings)
+    if settings.mode == "import":
+        check_import(settings, found_checkpoints)
     if settings.init_checkpoint and not checkpoints.resolve_checkpoint(settings.init_checkpoint):
         raise UsageError("--init_checkpoint=%s is neither a checkpoint (its .index file) nor a folder holding one"
                          % settings.init_checkpoint)
@@ -285,6 +316,27 @@ def check_settings(settings, dataset, found_checkpoints):
     if settings.mode in ("predict", "export") and not found_checkpoints:
         raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir"
                          % (settings.logs_dir, settings.mode))
+
+
+def check_network(settings):
+    """Refuse a network the flags cannot build or train."""
+    if settings.head == "original" and (settings.geometry == "caffe" or settings.recipe == "paper"):
+        raise UsageError("--%s is for the paper's heads: pass --head=fcn32s, fcn16s, fcn8s or fcn8s_atonce"
+                         % ("geometry=caffe" if settings.geometry == "caffe" else "recipe=paper"))
+    if settings.image_size == 0 and (settings.augment or settings.mode in ("train", "visualize")
+                                     and settings.batch_size != 1):
+        raise UsageError("--image_size=0 feeds each image at its own size, one a batch: pass --batch_size=1%s"
+                         % (", and leave out --augment (it crops to --image_size)" if settings.augment else ""))
+
+
+def check_import(settings, found_checkpoints):
+    """Refuse an import without a file, or into a logs_dir that holds a model already."""
+    if settings.caffemodel not in released_fcns.KNOWN and not os.path.isfile(settings.caffemodel):
+        raise UsageError("--mode=import needs --caffemodel=<a .caffemodel file, or one of %s>%s"
+                         % (", ".join(released_fcns.KNOWN), ": %s is neither" % settings.caffemodel
+                            if settings.caffemodel else ""))
+    if found_checkpoints:
+        raise UsageError("%s holds checkpoints already: import into a new --logs_dir" % settings.logs_dir)
 
 
 def check_export_formats(settings):

@@ -27,7 +27,8 @@ def build_model(weights, mean_pixel, net=Net(), training=Training(), palette=Non
     `palette`, by default ADE20K's). The step minimises the loss plus training.weight_decay times the kernels' L2."""
     keep_probability, image, annotation = training_inputs()
     pred_annotation, logits = network.inference(image, keep_probability, weights, mean_pixel, net)
-    loss = network.segmentation_loss(logits, annotation, training.ignore_label, training.class_weights)
+    loss = network.segmentation_loss(logits, annotation, training.ignore_label, training.class_weights,
+                                        training.loss_sum)
     global_step = tf.compat.v1.train.get_or_create_global_step()
     objective = loss + training.weight_decay * network.kernels_l2() if training.weight_decay else loss
     train_op = network.train(objective, tf.compat.v1.trainable_variables(), training, global_step, net.debug)

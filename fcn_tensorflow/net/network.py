@@ -305,32 +305,35 @@ def labels_and_probabilities(logits):
     return labels, tf.nn.softmax(logits, name="probabilities")
 
 
-def segmentation_loss(logits, annotation, ignore_label=None, class_weights=None):
+def segmentation_loss(logits, annotation, ignore_label=None, class_weights=None, summed=False):
     """Mean pixel-wise softmax cross-entropy over all classes (label 0 included, as the original); with an
-    ignore_label, the mean over the other pixels; with class_weights, weighted_segmentation_loss."""
+    ignore_label, the mean over the other pixels; with class_weights, weighted_segmentation_loss; summed: the sum
+    over the counted pixels instead of their mean (the reference's Caffe loss, normalize: false)."""
     if class_weights is not None:
-        return weighted_segmentation_loss(logits, annotation, class_weights, ignore_label)
-    if ignore_label is None:
+        return weighted_segmentation_loss(logits, annotation, class_weights, ignore_label, summed)
+    if ignore_label is None and not summed:
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             logits=logits, labels=tf.squeeze(annotation, axis=[3])))
     labels = tf.squeeze(annotation, axis=[3])
-    counted = tf.not_equal(labels, ignore_label)
+    counted = tf.ones_like(labels, tf.bool) if ignore_label is None else tf.not_equal(labels, ignore_label)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(  # ignored pixels get a valid label, then weight 0
         logits=logits, labels=tf.where(counted, labels, tf.zeros_like(labels)))
     weights = tf.cast(counted, losses.dtype)
-    return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+    total = tf.reduce_sum(losses * weights)
+    return total if summed else total / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
-def weighted_segmentation_loss(logits, annotation, class_weights, ignore_label=None):
-    """Eigen & Fergus's weighted loss: the mean over the counted pixels (all but ignore_label) of each pixel's
-    cross-entropy times its class's weight, class_weights[label]."""
+def weighted_segmentation_loss(logits, annotation, class_weights, ignore_label=None, summed=False):
+    """Eigen & Fergus's weighted loss: the mean (summed: the sum) over the counted pixels (all but ignore_label) of
+    each pixel's cross-entropy times its class's weight, class_weights[label]."""
     labels = tf.squeeze(annotation, axis=[3])
     counted = tf.ones_like(labels, tf.bool) if ignore_label is None else tf.not_equal(labels, ignore_label)
     labels = tf.where(counted, labels, tf.zeros_like(labels))
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(logits=logits, labels=labels)
     weights = tf.gather(tf.constant(class_weights, losses.dtype, name="class_weights"), labels)
     counted = tf.cast(counted, losses.dtype)
-    return tf.reduce_sum(losses * weights * counted) / tf.maximum(tf.reduce_sum(counted), 1.0)
+    total = tf.reduce_sum(losses * weights * counted)
+    return total if summed else total / tf.maximum(tf.reduce_sum(counted), 1.0)
 
 
 def train(loss_val, var_list, training=Training(), global_step=None, debug=False):

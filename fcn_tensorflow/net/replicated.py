@@ -28,9 +28,11 @@ def build_replicated_model(strategy, local_replicas, weights, mean_pixel, net=Ne
             index = tf.get_static_value(context.replica_id_in_sync_group) % local_replicas
             images, annotations = tf.split(image, local_replicas)[index], tf.split(annotation, local_replicas)[index]
             _, logits = network.inference(images, keep_probability, weights, mean_pixel, net)
-            replica_loss = network.segmentation_loss(logits, annotations, ignore_label, training.class_weights)
-            replica_loss = share_of_worker_loss(replica_loss, annotations, annotation, local_replicas,
-                                                context.num_replicas_in_sync, ignore_label)
+            replica_loss = network.segmentation_loss(logits, annotations, ignore_label, training.class_weights,
+                                                         training.loss_sum)
+            if not training.loss_sum:  # a sum needs no share: the replicas' sums add up to the batch's
+                replica_loss = share_of_worker_loss(replica_loss, annotations, annotation, local_replicas,
+                                                    context.num_replicas_in_sync, ignore_label)
             objective = replica_loss  # the replicas' gradients are summed: each takes its share of the decay
             if training.weight_decay:
                 objective += training.weight_decay * network.kernels_l2() / context.num_replicas_in_sync
@@ -42,7 +44,8 @@ def build_replicated_model(strategy, local_replicas, weights, mean_pixel, net=Ne
     with reusing(tf.compat.v1.global_variables()):
         pred_annotation, logits = network.inference(image, keep_probability, weights, mean_pixel,
                                                     net._replace(debug=False))
-    validation_loss = network.segmentation_loss(logits, annotation, ignore_label, training.class_weights)
+    validation_loss = network.segmentation_loss(logits, annotation, ignore_label, training.class_weights,
+                                               training.loss_sum)
     train_summary, validation_summary = graphs.summaries(loss, image, annotation, pred_annotation, palette,
                                                          validation_loss)
     weights_finite = graphs.all_weights_finite()

@@ -35,6 +35,15 @@ Training = collections.namedtuple("Training", ["learning_rate", "optimizer", "mo
 Training.__new__.__defaults__ = (1e-4, "adam", 0.9, 0.0, None, "float32", None, False)
 
 
+def paper_recipe(head):
+    """The settings of the reference's solve.py and solver.prototxt for `head` (--recipe=paper): SGD with momentum
+    0.99, a learning rate by head, weight decay 5e-4, the loss summed over pixels, one image a batch at its own size,
+    the bilinear upsampling kept fixed."""
+    return {"optimizer": "momentum", "momentum": 0.99, "weight_decay": 5e-4, "loss": "sum", "batch_size": 1,
+            "image_size": 0, "learn_upsampling": False,
+            "learning_rate": {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}.get(head, 1e-10)}
+
+
 def variable_names(layer):
     """The kernel and bias variables (in SCOPE) of a layer of the VGG file: <conv>_w and _b; fc6: W6 and b6."""
     if layer in matconvnet.FC_LAYERS:

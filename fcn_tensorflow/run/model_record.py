@@ -15,10 +15,13 @@ from fcn_tensorflow.run import checkpoints
 MODEL_RECORD = "model.json"
 # What model.json records of the settings: those that shape the network (another value could not restore its
 # checkpoints), and those whose recorded value is the default of later runs.
-SHAPE_SETTINGS = ("fc_width", "head", "num_classes")
+SHAPE_SETTINGS = ("fc_width", "head", "num_classes", "backbone", "geometry")
 DEFAULT_SETTINGS = ("image_size", "transpose_vgg_kernels", "learn_upsampling", "dataset", "ignore_label")
 # Recorded only when set (so a model.json without them reads as before), then the default of later runs too.
 OPTIONAL_SETTINGS = ("label_values",)
+# What a training started from another model's checkpoint (--init_checkpoint) takes from its model.json, unless
+# given: the network it restores into (its class count is the new data's).
+START_SETTINGS = ("fc_width", "head", "backbone", "geometry", "learn_upsampling")
 # The loss's class weights (train --class_weights) and where they came from: a resumed run takes them from here.
 CLASS_WEIGHT_KEYS = ("class_weights", "class_weights_from")
 
@@ -57,6 +60,12 @@ def apply(values, given, record):
         if name in record and name not in given:
             values[name] = record[name]
     return values
+
+
+def apply_start(values, given, record):
+    """The settings' `values` with what the record of the --init_checkpoint model holds of START_SETTINGS for those
+    not `given`."""
+    return dict(values, **{name: record[name] for name in START_SETTINGS if name in record and name not in given})
 
 
 def check(record, settings, given, dataset):
@@ -109,6 +118,17 @@ def of_model(settings, mean_pixel, classes):
     record.update({"num_classes": classes.num_classes, "ignore_label": classes.ignore_label,
                    "class_names": list(classes.class_names), "palette": classes.palette.tolist()})
     return record
+
+
+def of_import(imported, classes, image_size, path):
+    """What model.json records of a model imported from a released Caffe FCN (released_fcns.Imported): the paper's
+    VGG16 in the Caffe geometry with fixed upsampling, its classes and mean pixel, and where it came from."""
+    return {"mean_pixel": [float(value) for value in imported.mean_pixel], "fc_width": imported.fc_width,
+            "head": imported.head, "num_classes": classes.num_classes, "backbone": "vgg16", "geometry": "caffe",
+            "image_size": image_size, "transpose_vgg_kernels": False, "learn_upsampling": False,
+            "dataset": imported.dataset or "folder", "ignore_label": classes.ignore_label,
+            "class_names": list(classes.class_names), "palette": classes.palette.tolist(),
+            "caffemodel": {"net": imported.net, "file": os.path.abspath(path), "output": imported.output}}
 
 
 def classes(record, ignore_label):

@@ -12,17 +12,18 @@ import tensorflow as tf
 from fcn_tensorflow.data import augment
 from fcn_tensorflow.data import class_weights
 from fcn_tensorflow.data import datasets
-from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data import reader
 from fcn_tensorflow.data import scene_parsing
 from fcn_tensorflow.net import graphs
-from fcn_tensorflow.net.spec import CLASS_SCORE_BIAS, PAPER_HEADS, Net, Training
+from fcn_tensorflow.net.spec import CLASS_SCORE_BIAS, Net, Training
+from fcn_tensorflow.run import caffe_import
 from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import distribute
 from fcn_tensorflow.run import export
 from fcn_tensorflow.run import formats
 from fcn_tensorflow.run import model_record
 from fcn_tensorflow.run import predictions
+from fcn_tensorflow.run import pretrained
 from fcn_tensorflow.run import session
 from fcn_tensorflow.run import training
 from fcn_tensorflow.run import tta
@@ -58,7 +59,8 @@ def run_train(settings, dataset, found_checkpoints):
         weighting = loss_weights(settings, classes, train_records, options)
         precision = compute_precision(settings)
         model, saver, mean_pixel = training_graph(settings, classes, precision, cluster,
-                                                  weights_by_class=weighting.get("class_weights"))
+                                                  weights_by_class=weighting.get("class_weights"),
+                                                  found_checkpoints=found_checkpoints)
         with cluster.session(settings.xla, precision) as sess, cluster.lost_workers_explained(), \
                 reader.BatchDatset(cluster.shard(train_records), training_reader_options(
                     settings, dataset, options, mean_pixel, classes)) as train_reader, \
@@ -95,7 +97,8 @@ def run_visualize(settings, dataset, found_checkpoints):
     _, valid_records = list_data(dataset, required_splits=("validation",))
     classes = model_classes(settings, dataset, found_checkpoints)
     precision = compute_precision(settings)
-    model, _, _ = training_graph(settings, classes, precision, vgg=vgg_unless_restored(settings, found_checkpoints))
+    vgg = pretrained.vgg_unless_restored(settings, found_checkpoints)
+    model, _, _ = training_graph(settings, classes, precision, vgg=vgg)
     with session.make_session(settings.xla, precision) as sess, \
             reader.BatchDatset(valid_records, reader_options(settings, dataset, classes)) as validation_reader:
         restore(sess, model.pretrained, tf.compat.v1.train.Saver(), found_checkpoints, settings.logs_dir)
@@ -118,7 +121,8 @@ def run_evaluate(settings, dataset, found_checkpoints):
     sess, predictor, checkpoint = inference_session(settings, found_checkpoints, classes)
     with sess:
         labelled = predictions.network_predictions(sess, predictor, records, options,
-                                                   native_size=settings.infer_size == 0,
+                                                   native_size=predictor.infer_size == 0,
+                                                   exact_sizes=settings.geometry == "caffe",
                                                    labels_of=labeller(settings, sess, predictor))
         predictions.evaluate_mode(labelled, len(records), settings.logs_dir, checkpoint, classes.class_names,
                                   unscored)
@@ -192,8 +196,19 @@ def export_images(settings, dataset, chosen):
     return images
 
 
+# ---------------------------------------------------------------- import
+
+def run_import(settings, dataset, found_checkpoints):
+    """Write the released Caffe FCN --caffemodel names into logs_dir (caffe_import.py); its classes are those of
+    its class count's dataset, or of --dataset (no released model is ADE20K's, the flag's default)."""
+    path = caffe_import.caffemodel_path(settings.caffemodel, settings.model_dir, settings.caffemodel_url,
+                                        settings.download_timeout)
+    caffe_import.import_mode(path, settings.logs_dir, settings.caffe_output,
+                             None if settings.dataset == "ade20k" else settings.dataset, settings.image_size)
+
+
 MODES = {"train": run_train, "visualize": run_visualize, "evaluate": run_evaluate, "predict": run_predict,
-         "export": run_export}
+         "export": run_export, "import": run_import}
 ERRORS = (OSError, ValueError, reader.DataError, reader.BadPairError, FloatingPointError, checkpoints.LockedError)
 
 
@@ -269,31 +284,26 @@ def loss_weights(settings, classes, train_records, options):
     return dict(zip(model_record.CLASS_WEIGHT_KEYS, (weights, source)))
 
 
-def load_vgg(settings, with_fc=True):
-    """matconvnet.load_vgg as the settings say; the paper's heads take fc6 and fc7 too, unless with_fc is False."""
-    return matconvnet.load_vgg(settings.model_dir, settings.model_url, settings.transpose_vgg_kernels,
-                               fc_width=settings.fc_width if with_fc and settings.head in PAPER_HEADS else None,
-                               timeout=settings.download_timeout)
-
-
 def network(settings, classes):
     """The spec.Net the settings and the model's classes describe."""
     return Net(classes.num_classes, settings.fc_width, settings.head, settings.learn_upsampling,
-               settings.convs_as_matmul and settings.mode != "export", settings.debug)
+               settings.convs_as_matmul and settings.mode != "export", settings.debug, settings.backbone,
+               settings.geometry)
 
 
 def training_graph(settings, classes, precision=FLOAT32, cluster=distribute.OneDevice(), vgg=None,
-                   weights_by_class=None):
+                   weights_by_class=None, found_checkpoints=()):
     """The training graph of graphs.build_model (or its replicated twin, distribute.py) from `vgg`, the (weights,
-    mean pixel) of the VGG file by default, its loss weighted by weights_by_class when given; a Saver keeping 5
-    checkpoints; the mean pixel."""
-    weights, mean_pixel = vgg or load_vgg(settings)
+    mean pixel) of the VGG file by default (without it, those of the checkpoint it resumes or starts from), its loss
+    weighted by weights_by_class when given; a Saver keeping 5 checkpoints; the mean pixel."""
+    weights, mean_pixel = vgg or pretrained.vgg_unless_restored(
+        settings, found_checkpoints or pretrained.start_checkpoint(settings), with_fc=True)
     description = cluster.describe(settings.batch_size)
     if description:
         print(description)
     how = Training(settings.learning_rate, settings.optimizer, settings.momentum, settings.weight_decay,
                    classes.ignore_label, precision,
-                   tuple(weights_by_class) if weights_by_class else None)
+                   tuple(weights_by_class) if weights_by_class else None, settings.loss == "sum")
     model = cluster.build_model(weights, mean_pixel, network(settings, classes), how,
                                 datasets.for_pictures(classes)[1])
     return model, tf.compat.v1.train.Saver(max_to_keep=5), mean_pixel
@@ -302,8 +312,10 @@ def training_graph(settings, classes, precision=FLOAT32, cluster=distribute.OneD
 def inference_session(settings, found_checkpoints, classes):
     """(session, graphs.build_predictor's predictor, the checkpoint restored or None) for evaluate, predict, export.
     Without a checkpoint, evaluate scores the network --init_checkpoint would start training from."""
-    weights, mean_pixel = vgg_unless_restored(settings, found_checkpoints)
-    infer_size = settings.image_size if settings.infer_size is None else settings.infer_size
+    weights, mean_pixel = pretrained.vgg_unless_restored(settings, found_checkpoints)
+    infer_size = settings.infer_size
+    if infer_size is None:  # the caffe geometry runs on each image as it is, as the reference's infer.py
+        infer_size = 0 if settings.geometry == "caffe" else settings.image_size
     precision = compute_precision(settings)
     predictor = graphs.build_predictor(weights, mean_pixel, infer_size, network(settings, classes), precision,
                                        sized=augmentation_options(settings) is not None)
@@ -320,22 +332,6 @@ def inference_session(settings, found_checkpoints, classes):
         sess.close()
         raise
     return sess, predictor, checkpoint
-
-
-def vgg_unless_restored(settings, found_checkpoints):
-    """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes from
-    that checkpoint and the mean pixel model.json records (the beta16 file's ImageNet mean for a logs_dir of the
-    original, which has none), so a trained model needs no 510 MB file."""
-    vgg_file = matconvnet.vgg_file(settings.model_dir, settings.model_url)
-    if os.path.exists(vgg_file) or not found_checkpoints:
-        return load_vgg(settings, with_fc=not found_checkpoints)  # a checkpoint brings conv6 and conv7
-    newest, saved_shapes = session.newest_listable(found_checkpoints)
-    record = model_record.read(settings.logs_dir) or {}
-    mean_pixel = model_record.mean_pixel(record)
-    print("Restoring every weight from %s, so no VGG file is needed: VGG shapes from the checkpoint, mean pixel (%s) "
-          "%s" % (newest, ", ".join("%.2f" % value for value in mean_pixel),
-                  "from model.json" if "mean_pixel" in record else "(the beta16 file's ImageNet mean)"))
-    return graphs.vgg_shapes_from_checkpoint(saved_shapes), mean_pixel
 
 
 def restore(sess, pretrained, saver, found_checkpoints, logs_dir, fresh="starting from the VGG weights",

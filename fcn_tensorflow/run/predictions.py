@@ -21,17 +21,19 @@ def predict_labels(sess, predictor, image):
     return sess.run(predictor.labels, feed_dict={predictor.images: image[np.newaxis]})[0].astype(np.uint8)
 
 
-def network_predictions(sess, predictor, records, options, native_size=False, labels_of=None):
+def network_predictions(sess, predictor, records, options, native_size=False, labels_of=None, exact_sizes=False):
     """(annotation, prediction) of each validation record, predicted at the annotation's own size; a pair that
     cannot be used (see reader.load_pair with `options`) is skipped with a line, and more of them than
     reader.check_bad_fraction allows stop the run. labels_of(image) (tiles, test-time augmentation: tta.py): each
     image alone through it, as predict does.
 
     Images the network sees at the same size run as one batch (in the order of their sizes): of the same size,
-    or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32. A split of which no
-    pair can be used is a DataError."""
+    or, at native_size (--infer_size=0), of the same size once padded to a multiple of 32; with exact_sizes (the
+    caffe geometry, whose scores padding would change) of exactly the same size. A split of which no pair can be
+    used is a DataError."""
     bad_pairs = []
-    batches = [[record] for record in records] if labels_of else batches_of_a_size(records, 32 if native_size else 1)
+    multiple = 32 if native_size and not exact_sizes else 1
+    batches = [[record] for record in records] if labels_of else batches_of_a_size(records, multiple)
     for batch in batches:
         pairs = [pair for pair in (usable_pair(record, options, bad_pairs, len(records)) for record in batch) if pair]
         if pairs:

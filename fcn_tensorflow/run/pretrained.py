@@ -1,0 +1,58 @@
+"""Where a run's starting weights come from: the VGG file (MatConvNet's .mat, or for VGG16 Caffe's ImageNet
+.caffemodel), or, when a checkpoint will bring every weight, only its shapes, so a trained or imported model runs
+without the 510 MB file."""
+import os
+
+from fcn_tensorflow.data import matconvnet
+from fcn_tensorflow.data import released_fcns
+from fcn_tensorflow.net import graphs
+from fcn_tensorflow.net.spec import PAPER_HEADS
+from fcn_tensorflow.run import checkpoints
+from fcn_tensorflow.run import model_record
+from fcn_tensorflow.run import session
+
+
+def load_vgg(settings, with_fc=True):
+    """matconvnet.load_vgg as the settings say; the paper's heads take fc6 and fc7 too, unless with_fc is False.
+    VGG16 comes from the Caffe ImageNet file instead when --model_dir holds it (or names it) and not the .mat."""
+    fc_width = settings.fc_width if with_fc and settings.head in PAPER_HEADS else None
+    caffe_file = vgg16_caffemodel(settings)
+    if caffe_file:
+        return released_fcns.vgg16_weights(caffe_file, fc_width)
+    return matconvnet.load_vgg(settings.model_dir, settings.model_url, settings.transpose_vgg_kernels,
+                               fc_width=fc_width, timeout=settings.download_timeout, backbone=settings.backbone)
+
+
+def vgg16_caffemodel(settings):
+    """The VGG_ILSVRC_16_layers.caffemodel --backbone=vgg16 starts from: --model_dir itself when it names a
+    .caffemodel, else the file in that folder when its .mat is not there; None otherwise."""
+    if settings.backbone != "vgg16":
+        return None
+    if settings.model_dir.endswith(".caffemodel"):
+        return settings.model_dir
+    in_folder = os.path.join(settings.model_dir, released_fcns.VGG16_CAFFE_FILE)
+    mat_file = matconvnet.vgg_file(settings.model_dir, settings.model_url)
+    return in_folder if os.path.isfile(in_folder) and not os.path.exists(mat_file) else None
+
+
+def vgg_unless_restored(settings, found_checkpoints, with_fc=None):
+    """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes from
+    that checkpoint and the mean pixel model.json records beside it (the beta16 file's ImageNet mean for a logs_dir
+    of the original, which has none), so a trained or imported model needs no 510 MB file. with_fc: also fc6 and
+    fc7 from the file (default: unless a checkpoint brings conv6 and conv7)."""
+    vgg_file = matconvnet.vgg_file(settings.model_dir, settings.model_url)
+    if os.path.exists(vgg_file) or vgg16_caffemodel(settings) or not found_checkpoints:
+        return load_vgg(settings, with_fc=not found_checkpoints if with_fc is None else with_fc)
+    newest, saved_shapes = session.newest_listable(found_checkpoints)
+    record = model_record.read(os.path.dirname(newest)) or {}
+    mean_pixel = model_record.mean_pixel(record)
+    print("Restoring every weight from %s, so no VGG file is needed: VGG shapes from the checkpoint, mean pixel (%s) "
+          "%s" % (newest, ", ".join("%.2f" % value for value in mean_pixel),
+                  "from model.json" if "mean_pixel" in record else "(the beta16 file's ImageNet mean)"))
+    return graphs.vgg_shapes_from_checkpoint(saved_shapes, settings.backbone), mean_pixel
+
+
+def start_checkpoint(settings):
+    """[the checkpoint --init_checkpoint names] (resolved), or []."""
+    resolved = checkpoints.resolve_checkpoint(settings.init_checkpoint or "")
+    return [resolved] if resolved else []
