@@ -103,10 +103,10 @@ def _fill_blob(message, array, legacy_dims):
 
 def _packed_floats_field(number, array):
     data = array.astype("<f4").tobytes()
-    return _varint((number << 3) | 2) + _varint(len(data)) + data
+    return encode_varint((number << 3) | 2) + encode_varint(len(data)) + data
 
 
-def _varint(value):
+def encode_varint(value):
     out = bytearray()
     while value >= 0x80:
         out.append(value & 0x7F | 0x80)
