@@ -72,7 +72,7 @@ def write_layers(path, layers, encoding="layer", name="", inputs=(), packed=True
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding is one of {', '.join(ENCODINGS)}, not {encoding}")
     classes = message_classes(packed)
-    net = classes["NetParameter"](name=name)
+    net = classes["NetParameter"](name=name) if name else classes["NetParameter"]()
     for input_name, dims in inputs:
         net.input.append(input_name)
         net.input_dim.extend(dims)
@@ -81,13 +81,20 @@ def write_layers(path, layers, encoding="layer", name="", inputs=(), packed=True
             continue  # V1 has no Crop type: the saved nets of its time had none
         message = net.layers.add() if encoding == "v1" else net.layer.add()
         message.name = layer.name
-        message.type = V1_NUMBERS[layer.type] if encoding == "v1" else layer.type
+        message.type = _v1_type(layer.type) if encoding == "v1" else layer.type
         message.bottom.extend(layer.bottoms)
         message.top.extend(layer.tops)
         for blob in layer.blobs:
             _fill_blob(message.blobs.add(), np.asarray(blob, np.float32), encoding != "layer")
     with open(path, "wb") as file:
         file.write(net.SerializeToString())
+
+
+def _v1_type(kind):
+    number = V1_NUMBERS.get(kind)
+    if number not in V1_ENUM.values():
+        raise ValueError(f"V1 files have no layer type {kind}")
+    return number
 
 
 def _fill_blob(message, array, legacy_dims):
