@@ -97,9 +97,12 @@ def _blobs_by_name(layers):
 
 
 def _missing_and_found(missing, layers):
-    """'no layer a, b (it has c, d, ...)': the first missing layer of the trunk and of the head, a few found."""
-    shown = [next(name for name in missing if group(name)) for group in (_in_trunk, lambda name: not _in_trunk(name))
-             if any(group(name) for name in missing)]
+    """'no layer a, b (it has c, d, ...)': up to three missing layers, or the first missing one of the trunk and of
+    the head, and a few of those found."""
+    shown = missing
+    if len(missing) > 3:
+        trunk, head = [name for name in missing if _in_trunk(name)], [name for name in missing if not _in_trunk(name)]
+        shown = [group[0] for group in (trunk, head) if group]
     more = f" and {len(missing) - len(shown)} more" if len(missing) > len(shown) else ""
     found = [layer.name for layer in layers if layer.blobs] or [layer.name for layer in layers]
     return f"no layer {', '.join(shown)}{more} (it has {', '.join(found[:4])}{', ...' if len(found) > 4 else ''})"

@@ -160,6 +160,11 @@ def test_a_head_without_one_of_its_layers_is_not_a_released_fcn(tmp_path):
     path, _ = write(tmp_path, "voc-fcn8s", score_pool3=None)
     assert "is not one of the paper's released FCNs: no layer score_pool3 (it has conv1_1, conv1_2, conv2_1, " \
            "conv2_2, ...)" in one_line_error(ValueError, path)
+    blobs = synthetic_caffe.random_blobs("voc-fcn32s", WIDTHS, FC)
+    path = str(tmp_path / "headless.caffemodel")
+    synthetic_caffe.write_layers(path, [layer for layer in synthetic_caffe.training_layers("voc-fcn32s", blobs)
+                                        if layer.name != "upscore"])
+    assert "FCNs: no layer upscore8, upscore16, upscore (it has" in one_line_error(ValueError, path)
 
 
 def mtcnn_layers():
