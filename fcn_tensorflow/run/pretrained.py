@@ -18,7 +18,12 @@ def load_vgg(settings, with_fc=True):
     fc_width = settings.fc_width if with_fc and settings.head in PAPER_HEADS else None
     caffe_file = vgg16_caffemodel(settings)
     if caffe_file:
-        return released_fcns.vgg16_weights(caffe_file, fc_width)
+        weights, mean_pixel = released_fcns.vgg16_weights(caffe_file)
+        width = weights["fc6"][0].shape[-1]
+        if fc_width and fc_width != width:
+            raise ValueError("%s has fc6 and fc7 %d wide: pass --fc_width=%d" % (caffe_file, width, width))
+        return {name: pair for name, pair in weights.items() if fc_width or name not in matconvnet.FC_LAYERS}, \
+            mean_pixel
     return matconvnet.load_vgg(settings.model_dir, settings.model_url, settings.transpose_vgg_kernels,
                                fc_width=fc_width, timeout=settings.download_timeout, backbone=settings.backbone)
 
