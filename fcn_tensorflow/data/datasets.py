@@ -2,7 +2,8 @@
 ignore label and which class its scores leave out.
 
 - ade20k: MIT Scene Parsing, listed by scene_parsing.read_dataset; 151 classes, 0 ("other") not scored.
-- voc: PASCAL VOC 2012 with SBD (voc.py); 21 classes, background scored, 255 ignored.
+- voc: PASCAL VOC 2012 with SBD (voc.py); 21 classes, background scored, 255 ignored; --val_list: a file of ids
+  (or seg11valid, the paper's) instead of val.txt.
 - folder: your pairs in the ADE20K layout or in --train_list/--val_list; classes in classes.txt or classes.csv.
 - pascal_context (60 classes), siftflow (33), siftflow_geometric (3), nyud (40): the datasets of the paper's other
   released FCNs, pairs as folder's, the reference's fixed class list (reference_files.py), 255 ignored.
@@ -42,6 +43,8 @@ class Dataset(object):
     ignore label; it lists its pairs, describes its classes, and says which class its scores leave out."""
 
     def __init__(self, name, source, ignore_label=None):
+        if name == "voc":  # --val_list=seg11valid names the shipped list
+            source = source._replace(val_list=reference_files.voc_val_list(source.val_list))
         self.name, self.source, self._kind = name, source, KINDS[name]
         self.ignore_label = self._kind.ignore_label if ignore_label is None else ignore_label
 
@@ -322,7 +325,9 @@ Kind = collections.namedtuple("Kind", ["list_pairs", "classes", "ignore_label", 
                                        "class_files", "labels_state_classes", "options"])
 FOLDER_HOLDS = "your images/ and annotations/"
 FOLDER_OPTIONS = {"train_list": LIST_FILE, "val_list": LIST_FILE}
-VOC_OPTIONS = {"sbd_dir": "the folder of the SBD release"}
+VOC_OPTIONS = {"sbd_dir": "the folder of the SBD release",
+               "val_list": "a text file of VOC image ids, one a line (as ImageSets/Segmentation/val.txt), or "
+                           "seg11valid"}
 KINDS = {"ade20k": Kind(_list_ade20k, _ade20k_classes, None, 0, None, (), False, {}),
          "voc": Kind(voc.list_voc, voc.voc_classes, voc.VOC_IGNORE_LABEL, None, None, (), False, VOC_OPTIONS),
          "folder": Kind(list_folder, _folder_classes, None, None, FOLDER_HOLDS, (CLASS_COLORS_FILE, CLASS_NAMES_FILE),
