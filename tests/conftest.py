@@ -1,11 +1,11 @@
-"""Shared fixtures: a narrow beta16-layout VGG19 file, tiny SceneParsing-layout data, a trained tiny model, fresh
-flags for a tiny run (the helpers they use are in helpers.py)."""
+"""Shared fixtures: a narrow beta16-layout VGG19 file, tiny SceneParsing-layout data, a tiny VOC (+ SBD) layout, a
+trained tiny model, fresh flags for a tiny run (the helpers they use are in helpers.py)."""
 import shutil
 
 import pytest
 
 from fcn_tensorflow.data import demo
-from tests.helpers import MODEL_FILE, NARROW_FC, NARROW_WIDTHS, run_main, tiny_flags
+from tests.helpers import MODEL_FILE, NARROW_FC, NARROW_WIDTHS, NEW_SBD_IDS, run_main, tiny_flags
 
 
 def pytest_configure(config):
@@ -26,6 +26,17 @@ def scene_data(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("MIT_SceneParsing")
     demo.write_scene_dataset(str(data_dir), num_training=8, num_validation=4, min_size=32, max_size=64)
     return str(data_dir)
+
+
+@pytest.fixture
+def voc_dir(tmp_path):
+    """VOCdevkit/VOC2012 with 6 training and 3 validation scenes, and an SBD release whose ids are two new ones,
+    one of VOC val and one of VOC train: returns (data_dir, sbd_dir, VOC ids)."""
+    data_dir, sbd_dir = str(tmp_path / "VOC"), str(tmp_path / "SBD")
+    ids = demo.write_voc_dataset(data_dir, 6, 3, 32, 48)
+    demo.write_sbd_dataset(sbd_dir, [NEW_SBD_IDS[0], ids["validation"][0], ids["training"][0]], NEW_SBD_IDS[1:],
+                           32, 48)
+    return data_dir, sbd_dir, ids
 
 
 @pytest.fixture

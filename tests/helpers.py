@@ -20,6 +20,7 @@ from PIL import Image
 import tensorflow as tf
 
 import FCN
+from fcn_tensorflow.data import datasets
 from fcn_tensorflow.data import matconvnet
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +31,15 @@ UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: nothing listens, a conn
 MODEL_FILE = matconvnet.MODEL_FILE
 MODEL_URL = UNREACHABLE + MODEL_FILE  # never fetched when the file is there
 DATA_URL = UNREACHABLE + "ADEChallengeData2016.zip"  # never fetched when the data is there
+
+
+NEW_SBD_IDS = ["2011_000001", "2011_000002"]  # the ids of conftest's voc_dir that are SBD's alone
+
+
+def source(data_dir, **options):
+    """datasets.Source of data_dir and the options sbd_dir, train_list, val_list, never downloading."""
+    return datasets.Source(data_dir, "", 1.0, options.get("sbd_dir", ""), options.get("train_list", ""),
+                           options.get("val_list", ""))
 
 
 def tiny_flags(vgg_mat, scene_data, logs_dir):

@@ -52,6 +52,13 @@ def test_xla_trains_with_finite_loss(fcn_flags, run_fcn, capsys):
 
 # ---------------------------------------------------------------- the command line
 
+def test_the_help_names_the_paper_s_datasets_and_the_voc_val_list():
+    words = " ".join(fcn_command("--help").stdout.split())  # absl's --help exits 1
+    for name in ("pascal_context", "siftflow", "siftflow_geometric", "nyud"):
+        assert name in FCN.FLAGS["dataset"].parser.enum_values and name in words
+    assert "--val_list: folder, pascal_context" in words and "seg11valid: the reference's 736 VOC2011 ids" in words
+
+
 def test_the_mode_table_is_the_flag_s_choices():
     assert list(modes.MODES) == list(FCN.MODE_HELP) == FCN.FLAGS["mode"].parser.enum_values
 
@@ -70,6 +77,10 @@ USAGE_ERRORS = [  # flags -> words of the one line
     (["--ignore_label=256"], "--ignore_label=256"),
     (["--dataset=folder", "--sbd_dir=/tmp"], "--sbd_dir is for --dataset=voc, not folder"),
     (["--dataset=folder", "--train_list=/no/such/list.txt"], "--train_list=/no/such/list.txt does not exist"),
+    (["--val_list=/tmp"], "--val_list is for --dataset=voc, folder, pascal_context, siftflow, siftflow_geometric or "
+                          "nyud, not ade20k"),
+    (["--dataset=voc", "--train_list=/tmp"], "--train_list is for --dataset=folder, pascal_context"),
+    (["--dataset=nyud", "--sbd_dir=/tmp"], "--sbd_dir is for --dataset=voc, not nyud"),
     (["--head=fcn4s"], "--head"),
     (["--momentum=1"], "--momentum must be in [0, 1)"),
     (["--scale_range=2,0.5"], "--scale_range must be two numbers 0 < smallest <= largest"),
@@ -110,10 +121,16 @@ WRONG_KIND = [  # flags ({file} a file, {folder} a folder, {missing} nothing) ->
      "--train_list={folder} is a folder: it should be a text file of `image_path annotation_path` lines"),
     (["--dataset=folder", "--data_dir={folder}", "--val_list={folder}"],
      "--val_list={folder} is a folder: it should be a text file of `image_path annotation_path` lines"),
+    (["--dataset=voc", "--val_list={folder}"], "--val_list={folder} is a folder: it should be a text file of VOC image "
+     "ids, one a line (as ImageSets/Segmentation/val.txt), or seg11valid"),
+    (["--dataset=siftflow", "--data_dir={folder}", "--val_list={folder}"],
+     "--val_list={folder} is a folder: it should be a text file of `image_path annotation_path` lines"),
     (["--mode=predict", "--input={folder}", "--output_dir={file}"],
      "--output_dir={file} is a file: it should be a folder (new or not) for the predicted pictures"),
     (["--dataset=folder", "--data_dir={missing}"],
      "--data_dir={missing} does not exist: it should be the folder of your images/ and annotations/ (--dataset=folder)"),
+    (["--dataset=pascal_context", "--data_dir={missing}"], "--data_dir={missing} does not exist: it should be the "
+     "folder of your images/ and annotations/ (--dataset=pascal_context)"),
     (["--dataset=arrays", "--data_dir={missing}"], "--data_dir={missing} does not exist: it should be the folder of "
      "train_images.npy, train_labels.npy, validation_images.npy and validation_labels.npy (--dataset=arrays)"),
     (["--dataset=arrays", "--mode=evaluate", "--data_dir={file}"], "--data_dir={file} is a file: it should be the "

@@ -2,20 +2,25 @@
 ignore label and which class its scores leave out.
 
 - ade20k: MIT Scene Parsing, listed by scene_parsing.read_dataset; 151 classes, 0 ("other") not scored.
-- voc: PASCAL VOC 2012 with SBD (voc.py); 21 classes, background scored, 255 ignored.
+- voc: PASCAL VOC 2012 with SBD (voc.py); 21 classes, background scored, 255 ignored; --val_list: a file of ids
+  (or seg11valid, the paper's) instead of val.txt.
 - folder: your pairs in the ADE20K layout or in --train_list/--val_list; classes in classes.txt or classes.csv.
+- pascal_context (60 classes), siftflow (33), siftflow_geometric (3), nyud (40): the datasets of the paper's other
+  released FCNs, pairs as folder's, the reference's fixed class list (reference_files.py), 255 ignored.
 - arrays: {train,validation}_{images,labels}.npy, read item by item through a memory map.
 
 No TensorFlow import here.
 """
 import collections
 import csv
+import functools
 import os
 
 import numpy as np
 
 from fcn_tensorflow.data import downloads
 from fcn_tensorflow.data import pairs
+from fcn_tensorflow.data import reference_files
 from fcn_tensorflow.data import scene_parsing
 from fcn_tensorflow.data import voc
 from fcn_tensorflow.data.reader import DataError
@@ -24,9 +29,8 @@ SPLITS = pairs.SPLITS
 CLASS_NAMES_FILE = "classes.txt"  # one name per line, line k = class k
 CLASS_COLORS_FILE = "classes.csv"  # name,r,g,b per line, line k = class k: colour masks
 ARRAY_PREFIXES = {"training": "train", "validation": "validation"}
-OPTION_DATASETS = {"sbd_dir": "voc", "train_list": "folder", "val_list": "folder"}  # the one dataset each is for
+OPTIONS = ("sbd_dir", "train_list", "val_list")  # the flags that say where a dataset's pairs are, besides data_dir
 LIST_FILE = "a text file of `image_path annotation_path` lines"
-OPTION_KINDS = {"sbd_dir": "the folder of the SBD release", "train_list": LIST_FILE, "val_list": LIST_FILE}
 
 # Where the pairs are: what the listings read besides the split (from the flags of the same names).
 Source = collections.namedtuple("Source", ["data_dir", "data_url", "timeout", "sbd_dir", "train_list", "val_list"])
@@ -39,23 +43,25 @@ class Dataset(object):
     ignore label; it lists its pairs, describes its classes, and says which class its scores leave out."""
 
     def __init__(self, name, source, ignore_label=None):
+        if name == "voc":  # --val_list=seg11valid names the shipped list
+            source = source._replace(val_list=reference_files.voc_val_list(source.val_list))
         self.name, self.source, self._kind = name, source, KINDS[name]
         self.ignore_label = self._kind.ignore_label if ignore_label is None else ignore_label
 
     def check_paths(self, reads_data=True):
-        """ValueError for a dataset option (--sbd_dir, --train_list, --val_list) given to another dataset, naming
-        nothing, or naming a file where a folder should be (or the reverse); and, when the run reads_data, for a
-        data_dir that is no folder where nothing can be downloaded into it (folder, arrays: the pairs of list files
-        may lie anywhere)."""
-        for name, value in (("sbd_dir", self.source.sbd_dir), ("train_list", self.source.train_list),
-                            ("val_list", self.source.val_list)):
-            if value and OPTION_DATASETS[name] != self.name:
-                raise ValueError("--%s is for --dataset=%s, not %s" % (name, OPTION_DATASETS[name], self.name))
+        """ValueError for a dataset option (OPTIONS) given to a dataset that does not read it, naming nothing, or
+        naming a file where a folder should be (or the reverse); and, when the run reads_data, for a data_dir that is
+        no folder where nothing can be downloaded into it (folder layouts, arrays: the pairs of list files may lie
+        anywhere)."""
+        for name in OPTIONS:
+            value = getattr(self.source, name)
+            if value and name not in self._kind.options:
+                raise ValueError("--%s is for --dataset=%s, not %s" % (name, _either(option_datasets(name)), self.name))
             if value and not os.path.exists(value):
                 raise ValueError("--%s=%s does not exist" % (name, value))
             if value and os.path.isdir(value) != (name == "sbd_dir"):
                 raise ValueError("--%s=%s is a %s: it should be %s" % (name, value, "folder" if os.path.isdir(value)
-                                                                        else "file", OPTION_KINDS[name]))
+                                                                        else "file", self._kind.options[name]))
         holds, data_dir = self._kind.data_dir_holds, self.source.data_dir
         listed = self.source.train_list or self.source.val_list
         if reads_data and holds and not listed and not os.path.isdir(data_dir):
@@ -75,7 +81,7 @@ class Dataset(object):
 
     def stated_class_count(self, num_classes=None):
         """The classes this data states: num_classes when given, else its class file's count (folder, arrays);
-        None when it states none (ADE20K's and VOC's are the dataset's own, not the data's)."""
+        None when it states none (the fixed lists of ADE20K, VOC and the paper's others are not the data's)."""
         files = self._kind.class_files
         if num_classes or not any(os.path.exists(os.path.join(self.source.data_dir, name)) for name in files):
             return num_classes
@@ -91,7 +97,7 @@ class Dataset(object):
     @property
     def has_own_classes(self):
         """True when the classes are the user's (a folder's or arrays' class file, or their labels), not a fixed
-        list of the dataset's own (ADE20K, VOC)."""
+        list of the dataset's own (FIXED_LISTS: ADE20K, VOC, the paper's other datasets)."""
         return bool(self._kind.class_files)
 
     def label_colors(self):
@@ -313,13 +319,48 @@ def _named_classes(names, palette, num_classes, data_dir):
 
 # Per dataset: its listing, its classes (names, colours), its own ignore label, the class its scores leave out, what
 # its data_dir holds when nothing can be downloaded into it (None: the listing downloads what is missing), the files
-# in data_dir that state its classes (none: the dataset's own), and whether without them its labels do.
+# in data_dir that state its classes (none: the dataset's own), whether without them its labels do, and the OPTIONS
+# it reads, each with what its value should be.
 Kind = collections.namedtuple("Kind", ["list_pairs", "classes", "ignore_label", "unscored_class", "data_dir_holds",
-                                       "class_files", "labels_state_classes"])
-KINDS = {"ade20k": Kind(_list_ade20k, _ade20k_classes, None, 0, None, (), False),
-         "voc": Kind(voc.list_voc, voc.voc_classes, voc.VOC_IGNORE_LABEL, None, None, (), False),
-         "folder": Kind(list_folder, _folder_classes, None, None, "your images/ and annotations/",
-                        (CLASS_COLORS_FILE, CLASS_NAMES_FILE), False),
+                                       "class_files", "labels_state_classes", "options"])
+FOLDER_HOLDS = "your images/ and annotations/"
+FOLDER_OPTIONS = {"train_list": LIST_FILE, "val_list": LIST_FILE}
+VOC_OPTIONS = {"sbd_dir": "the folder of the SBD release",
+               "val_list": "a text file of VOC image ids, one a line (as ImageSets/Segmentation/val.txt), or "
+                           "seg11valid"}
+KINDS = {"ade20k": Kind(_list_ade20k, _ade20k_classes, None, 0, None, (), False, {}),
+         "voc": Kind(voc.list_voc, voc.voc_classes, voc.VOC_IGNORE_LABEL, None, None, (), False, VOC_OPTIONS),
+         "folder": Kind(list_folder, _folder_classes, None, None, FOLDER_HOLDS, (CLASS_COLORS_FILE, CLASS_NAMES_FILE),
+                        False, FOLDER_OPTIONS),
+         **{name: Kind(list_folder, functools.partial(reference_files.fixed_classes, name),
+                       reference_files.IGNORE_LABEL, None, FOLDER_HOLDS, (), False, FOLDER_OPTIONS)
+            for name in reference_files.CLASS_LISTS},
          "arrays": Kind(list_arrays, _arrays_classes, None, None, "train_images.npy, train_labels.npy, "
-                        "validation_images.npy and validation_labels.npy", (CLASS_NAMES_FILE,), True)}
+                        "validation_images.npy and validation_labels.npy", (CLASS_NAMES_FILE,), True, {})}
 NAMES = tuple(KINDS)
+FIXED_LISTS = tuple(name for name, kind in KINDS.items() if not kind.class_files and not kind.labels_state_classes)
+
+
+def option_datasets(option):
+    """The datasets that read a flag of OPTIONS."""
+    return [name for name, kind in KINDS.items() if option in kind.options]
+
+
+def _either(names):
+    return names[0] if len(names) == 1 else "%s or %s" % (", ".join(names[:-1]), names[-1])
+
+
+def class_list(name):
+    """(class names, uint8 (K, 3) palette) of a dataset of FIXED_LISTS (ade20k, voc, pascal_context, siftflow,
+    siftflow_geometric, nyud), read without any data: what a model of it, such as an imported Caffe FCN, names and
+    draws its classes with."""
+    if name not in FIXED_LISTS:
+        raise ValueError("--dataset=%s has no fixed class list (those that have: %s)" % (name, _either(FIXED_LISTS)))
+    names, palette = KINDS[name].classes(None, None, KINDS[name].ignore_label)
+    return list(names), palette
+
+
+def dataset_with_class_count(num_classes):
+    """The dataset of FIXED_LISTS with num_classes classes (their counts differ), or None."""
+    counts = {len(class_list(name)[0]): name for name in FIXED_LISTS}
+    return counts.get(num_classes)

@@ -9,14 +9,19 @@ SPLITS = scene_parsing.SPLITS
 
 
 def read_ids(path, required=True):
-    """The image ids of a VOC/SBD list file, one a line."""
+    """The image ids of a VOC/SBD list file, one a line (blank lines skipped)."""
     if not os.path.exists(path):
         if required:
             raise DataError("%s is missing: is this the VOC2012 (or SBD) layout as the official archive extracts?"
                             % path)
         return []
-    with open(path) as ids:
-        return [line.strip() for line in ids if line.strip()]
+    with open(path) as lines:
+        fields = [line.split() for line in lines]
+    for number, line_fields in enumerate(fields, start=1):
+        if len(line_fields) > 1:
+            raise DataError("%s line %d: expected one image id a line, found %d fields"
+                            % (path, number, len(line_fields)))
+    return [line_fields[0] for line_fields in fields if line_fields]
 
 
 def existing_pairs(pairs):

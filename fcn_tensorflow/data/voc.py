@@ -29,24 +29,41 @@ def voc_palette(count=256):
 
 
 def list_voc(source, required_splits):
-    """VOC train and val from ImageSets/Segmentation; with source.sbd_dir, training on SBD train + val + VOC train
-    minus every VOC val image."""
+    """VOC train and val from ImageSets/Segmentation, val replaced by the ids of source.val_list when given; with
+    source.sbd_dir, training on SBD train + val + VOC train; training never holds an image of the val ids."""
     root = downloads.ensure_extracted(source.data_dir, source.data_url or VOC_URL, VOC_ROOT, source.timeout)
-    ids = {split: read_ids(os.path.join(root, "ImageSets", "Segmentation", name + ".txt"), split in required_splits)
-           for split, name in (("training", "train"), ("validation", "val"))}
+    image_sets = os.path.join(root, "ImageSets", "Segmentation")
+    lists = {"training": os.path.join(image_sets, "train.txt"),
+             "validation": source.val_list or os.path.join(image_sets, "val.txt")}
+    ids = {split: read_ids(path, split in required_splits) for split, path in lists.items()}
+    if source.val_list:
+        print("Validation: the %d ids of %s" % (len(ids["validation"]), source.val_list))
+    ids["training"] = _without(ids["training"], ids["validation"], lists["training"])
     records = {split: existing_pairs([(os.path.join(root, "JPEGImages", name + ".jpg"),
                                         os.path.join(root, "SegmentationClass", name + ".png")) for name in names])
                for split, names in ids.items()}
     if source.sbd_dir and "training" in required_splits:
         records["training"] = _with_sbd(records["training"], ids["validation"], _sbd_dataset_dir(source.sbd_dir))
+    where = {"training": image_sets, "validation": image_sets if not source.val_list else
+             "%s/JPEGImages/<id>.jpg and SegmentationClass/<id>.png for the ids of %s" % (root, source.val_list)}
     for split in SPLITS:
         print("No. of %s files: %d" % (split, len(records[split])))
-        require_pairs(records[split], split, required_splits, "%s/ImageSets/Segmentation" % root)
+        require_pairs(records[split], split, required_splits, where[split])
     return records["training"], records["validation"]
 
 
+def _without(training_ids, validation_ids, training_list):
+    """The training ids that are not validation ids (a line when some are: another --val_list may hold them)."""
+    validation = set(validation_ids)
+    kept = [name for name in training_ids if name not in validation]
+    if len(kept) < len(training_ids):
+        print("Left out of training: the %d ids of %s that are validation ids" % (len(training_ids) - len(kept),
+                                                                                 training_list))
+    return kept
+
+
 def _with_sbd(voc_train, voc_val_ids, sbd_root):
-    """VOC train plus the SBD train and val images that are neither in it nor in VOC val (annotations: .mat)."""
+    """VOC train plus the SBD train and val images that are neither in it nor validation ids (annotations: .mat)."""
     sbd_ids = read_ids(os.path.join(sbd_root, "train.txt")) + read_ids(os.path.join(sbd_root, "val.txt"))
     left_out = set(voc_val_ids) | {record["filename"] for record in voc_train}
     added = existing_pairs([(os.path.join(sbd_root, "img", name + ".jpg"), os.path.join(sbd_root, "cls", name + ".mat"))

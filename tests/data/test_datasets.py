@@ -20,25 +20,11 @@ from fcn_tensorflow.data import reader as data_reader
 from fcn_tensorflow.data.reader import DataError
 from fcn_tensorflow.run import checkpoints
 from fcn_tensorflow.run import model_record
-from tests.helpers import TENSORFLOW_LOADED, run_python, MODEL_URL, NARROW_FC, command_flags, fcn_command, run_main
-
-NEW_SBD_IDS = ["2011_000001", "2011_000002"]
-
-
-def source(data_dir, **options):
-    return datasets.Source(data_dir, "", 1.0, options.get("sbd_dir", ""), options.get("train_list", ""),
-                           options.get("val_list", ""))
+from tests.helpers import (TENSORFLOW_LOADED, run_python, MODEL_URL, NARROW_FC, NEW_SBD_IDS, command_flags,
+                           fcn_command, run_main, source)
 
 
-@pytest.fixture
-def voc_dir(tmp_path):
-    """VOCdevkit/VOC2012 with 6 training and 3 validation scenes, and an SBD release whose ids are two new ones,
-    one of VOC val and one of VOC train: returns (data_dir, sbd_dir, VOC ids)."""
-    data_dir, sbd_dir = str(tmp_path / "VOC"), str(tmp_path / "SBD")
-    ids = demo.write_voc_dataset(data_dir, 6, 3, 32, 48)
-    demo.write_sbd_dataset(sbd_dir, [NEW_SBD_IDS[0], ids["validation"][0], ids["training"][0]], NEW_SBD_IDS[1:],
-                                32, 48)
-    return data_dir, sbd_dir, ids
+
 
 
 def test_voc_palette_is_the_devkit_s():
