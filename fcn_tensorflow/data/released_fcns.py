@@ -29,6 +29,7 @@ DECONV_KERNELS = {"upscore": 64, "upscore2": 4, "upscore16": 32, "upscore_pool4"
 DECONV_VARIABLES = {"upscore": "upscore32"}  # our name where it differs from Caffe's
 SCALES = {"scale_pool4": 0.01, "scale_pool3": 0.0001}  # at-once's fixed skip scales (net.py)
 SIFTFLOW_OUTPUTS = {"semantic": "_sem", "geometric": "_geo"}  # the layer name suffix of each head
+SIFTFLOW_DATASETS = {"semantic": "siftflow", "geometric": "siftflow_geometric"}  # the class list of each head
 DATASET_OF_CLASSES = {21: "voc", 60: "pascal_context", 33: "siftflow", 40: "nyud"}
 
 KnownNet = collections.namedtuple("KnownNet", "name file num_classes dataset bgr_mean published head")
@@ -71,9 +72,10 @@ def import_net(path, output="semantic", dataset=None):
     variables = _trunk_variables(weights)
     variables.update(_head_variables(path, blobs, head, suffix, widths, fc_width))
     num_classes = variables["inference/score_fr/bias"].size
-    if dataset is None:
-        dataset = "siftflow" if suffix else DATASET_OF_CLASSES.get(num_classes)
-    net, bgr_mean = _known_name_and_mean(dataset, head)
+    net, bgr_mean = _known_name_and_mean("siftflow" if suffix else dataset or DATASET_OF_CLASSES.get(num_classes),
+                                         head)
+    if dataset is None:  # SIFT Flow's geometric head names its 3 classes with a dataset of its own
+        dataset = SIFTFLOW_DATASETS[output] if suffix else DATASET_OF_CLASSES.get(num_classes)
     return Imported(net, head, dataset, num_classes, fc_width, np.array(bgr_mean[::-1]), variables,
                     output if suffix else None, widths)
 

@@ -66,7 +66,12 @@ def imported_classes(imported):
     if imported.dataset is None:
         names = ["class %d" % index for index in range(imported.num_classes)]
         return datasets.Classes(imported.num_classes, names, voc.voc_palette(imported.num_classes), None)
-    return datasets.open_dataset(imported.dataset, "").describe(imported.num_classes)
+    names, palette = datasets.class_list(imported.dataset)
+    if len(names) != imported.num_classes:
+        raise ValueError("the %s net scores %d classes, --dataset=%s has %d: leave --dataset out, or name the "
+                         "dataset it was trained on" % (imported.net, imported.num_classes, imported.dataset,
+                                                        len(names)))
+    return datasets.Classes(imported.num_classes, names, palette, datasets.KINDS[imported.dataset].ignore_label)
 
 
 def write_checkpoint(imported, logs_dir):

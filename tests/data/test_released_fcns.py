@@ -110,7 +110,7 @@ def test_siftflow_semantic_and_geometric_heads_share_the_trunk(tmp_path):
     geometric = released_fcns.import_net(path, output="geometric")
     assert (semantic.num_classes, geometric.num_classes) == (33, 3)
     assert (semantic.output, geometric.output, geometric.dataset, geometric.net) == \
-           ("semantic", "geometric", "siftflow", "siftflow-fcn16s")
+           ("semantic", "geometric", "siftflow_geometric", "siftflow-fcn16s")
     for suffix, imported in (("_sem", semantic), ("_geo", geometric)):
         np.testing.assert_array_equal(imported.variables["inference/score_pool4/kernel"],
                                       blobs["score_pool4" + suffix][0].transpose(2, 3, 1, 0))

@@ -29,7 +29,7 @@ def write_file(folder, net, encoding="layer", seed=3):
     return path, blobs
 
 
-def test_images(folder, seed=0):
+def write_images(folder, seed=0):
     """PNG images of SIZES in folder/images/; returns {stem: RGB array}."""
     rng = np.random.RandomState(seed)
     os.makedirs(os.path.join(str(folder), "images"))
@@ -44,7 +44,7 @@ def test_images(folder, seed=0):
 def assert_agrees_with_caffe(tmp_path, net, encoding, output="semantic"):
     """Import a file of `net` with FCN.py, predict the images from the folder alone, compare with Caffe's labels."""
     path, blobs = write_file(tmp_path, net, encoding)
-    images = test_images(tmp_path)
+    images = write_images(tmp_path)
     logs_dir = str(tmp_path / "imported")
     assert not run_main("import", caffemodel=path, logs_dir=logs_dir, caffe_output=output)
     assert not run_main("predict", logs_dir=logs_dir, input=str(tmp_path / "images"), output_dir=str(tmp_path / "out"))
