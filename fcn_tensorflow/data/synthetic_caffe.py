@@ -98,7 +98,8 @@ def _v1_type(kind):
 
 
 def _fill_blob(message, array, legacy_dims):
-    # protobuf's extend from Python floats took 3 s per 10M values; parsing the packed bytes takes 0.06 s
+    # protobuf's extend took 3 s per 10M values from numpy (1 s from a list), 40 s for a full voc-fcn8s;
+    # protobuf parses the same values as packed bytes in 0.06 s, and serializes them as caffe.proto declares
     message.MergeFromString(_packed_floats_field(5, array))
     if legacy_dims:
         if array.ndim > 4:
