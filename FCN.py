@@ -142,9 +142,9 @@ flags.DEFINE_enum("backbone", "vgg19", spec.BACKBONES, "the VGG: vgg19 (the orig
 flags.DEFINE_enum("geometry", "same", spec.GEOMETRIES, "same: SAME convolutions, images padded to a multiple of 32; "
                   "caffe: the reference's exact Caffe geometry (conv1_1 pad 100, fc6 valid, unpadded upsampling, "
                   "crops), any image size as it is; paper heads only")
-flags.DEFINE_enum("recipe", "none", ("none", "paper"), "paper: the reference's solver for the flags not given: SGD momentum "
-                  "0.99, learning rate 1e-10 (fcn32s, fcn8s_atonce) / 1e-12 (fcn16s) / 1e-14 (fcn8s), weight decay "
-                  "5e-4, the loss summed over pixels, batch 1 at native size, fixed bilinear upsampling")
+flags.DEFINE_enum("recipe", "none", ("none", "paper"), "paper: the reference's solver for the flags not given (SGD "
+                  "momentum 0.99, learning rate 1e-10/1e-12/1e-14 for 32s/16s/8s, weight decay 5e-4, --loss=sum, "
+                  "batch 1 at native size, fixed upsampling)")
 flags.DEFINE_enum("loss", "mean", ("mean", "sum"), "the pixels' cross-entropies averaged (the original's) or summed "
                   "(the reference's Caffe loss, normalize: false)")
 flags.DEFINE_bool("learn_upsampling", True, "paper heads: upscore2 and upscore_pool4 start bilinear and learn; "
@@ -178,25 +178,20 @@ flags.register_validator("scale_range", lambda value: augment.scale_range(value)
 flags.DEFINE_enum("dataset", "ade20k", list(datasets.NAMES),
                   "ade20k: MIT Scene Parsing; voc: PASCAL VOC 2012 (data_dir holds VOCdevkit/), with --sbd_dir the "
                   "train_aug set; folder: images/ and annotations/ as ADE20K's, or --train_list/--val_list, classes in "
-                  "classes.txt or classes.csv; pascal_context (60 classes: background + the 59), siftflow (33 "
-                  "semantic classes), siftflow_geometric (SIFT Flow's sky, horizontal, vertical), nyud (NYUDv2's 40): "
-                  "the paper's other datasets, pairs as folder's with index PNGs of the reference's classes in its "
-                  "output order, 255 ignored (a classes.txt is not read); arrays: "
-                  "{train,validation}_{images,labels}.npy")
-flags.DEFINE_integer("num_classes", None, "number of classes. Default: the dataset's (ADE20K 151, VOC 21, "
-                     "PASCAL-Context 60, SIFT Flow 33 or geometric 3, NYUDv2 40, folder: the lines of classes.txt, "
-                     "arrays: the one-hot depth or the largest label + 1)", lower_bound=2, upper_bound=256)
+                  "classes.txt or classes.csv; pascal_context (60 classes), siftflow (33), siftflow_geometric (3), nyud "
+                  "(40): the paper's, laid out as folder with index PNGs in the reference's class order, 255 ignored; "
+                  "arrays: {train,validation}_{images,labels}.npy")
+flags.DEFINE_integer("num_classes", None, "number of classes. Default: the dataset's (ADE20K 151, VOC 21, ..., "
+                     "folder: the lines of classes.txt, arrays: the one-hot depth or the largest label + 1)",
+                     lower_bound=2, upper_bound=256)
 flags.DEFINE_integer("ignore_label", None, "pixels with this label count in neither the loss nor the scores. "
-                     "Default: 255 for VOC, pascal_context, siftflow, siftflow_geometric and nyud, others none",
-                     lower_bound=0, upper_bound=255)
+                     "Default: 255 for VOC and the paper's datasets, others none", lower_bound=0, upper_bound=255)
 flags.DEFINE_string("sbd_dir", "", "voc: the SBD release (benchmark_RELEASE/dataset/): train on SBD train+val and VOC "
                     "train minus the validation images (10,582 images with VOC val)")
-flags.DEFINE_string("train_list", "", "folder, pascal_context, siftflow, siftflow_geometric, nyud: a text file of "
-                    "`image_path annotation_path` lines (relative to --data_dir) listing the training pairs")
-flags.DEFINE_string("val_list", "", "folder, pascal_context, siftflow, siftflow_geometric, nyud: the same for "
-                    "the validation pairs. voc: a text file of image ids, one a line (as ImageSets/Segmentation/"
-                    "val.txt), validated on instead of val.txt and left out of training; seg11valid: the "
-                    "reference's 736 VOC2011 ids (shipped), on which the paper's VOC models score 63.6-65.5 mean IU")
+flags.DEFINE_string("train_list", "", "folder and the paper's datasets: a text file of `image_path annotation_path` "
+                    "lines (relative to --data_dir) listing the training pairs")
+flags.DEFINE_string("val_list", "", "the same for the validation pairs; voc: a file of image ids (as ImageSets/"
+                    "Segmentation/val.txt), or seg11valid: the reference's 736 VOC2011 ids (shipped)")
 
 
 # ---------------------------------------------------------------- flags: raw label values, class weights
@@ -290,8 +285,10 @@ def check_settings(settings, dataset, found_checkpoints):
     """Refuse, before TensorFlow is loaded, what cannot work with these settings."""
     dataset.check_paths(reads_data=settings.mode in DATA_MODES)
     check_network(settings)
-    if settings.mode == "import":
-        check_import(settings, found_checkpoints)
+    if settings.mode == "import" and settings.caffemodel not in released_fcns.KNOWN and not os.path.isfile(
+            settings.caffemodel):
+        raise UsageError("--mode=import needs --caffemodel=<a .caffemodel file, or one of %s>%s" % (", ".join(
+            released_fcns.KNOWN), ": %s is neither" % settings.caffemodel if settings.caffemodel else ""))
     if settings.init_checkpoint and not checkpoints.resolve_checkpoint(settings.init_checkpoint):
         raise UsageError("--init_checkpoint=%s is neither a checkpoint (its .index file) nor a folder holding one"
                          % settings.init_checkpoint)
@@ -321,6 +318,8 @@ def check_settings(settings, dataset, found_checkpoints):
         if settings.mode in ("train", "visualize") or settings.predictions_dir:
             raise UsageError("--tta, --scales and --tile_size are for evaluate and predict of the network, not for %s"
                              % ("--predictions_dir" if settings.predictions_dir else "--mode=" + settings.mode))
+    if settings.mode == "import" and found_checkpoints:
+        raise UsageError("%s holds checkpoints already: import into a new --logs_dir" % settings.logs_dir)
     if settings.mode in ("predict", "export") and not found_checkpoints:
         raise UsageError("no checkpoint in %s to %s: train first, or pass --logs_dir"
                          % (settings.logs_dir, settings.mode))
@@ -335,16 +334,6 @@ def check_network(settings):
                                      and settings.batch_size != 1):
         raise UsageError("--image_size=0 feeds each image at its own size, one a batch: pass --batch_size=1%s"
                          % (", and leave out --augment (it crops to --image_size)" if settings.augment else ""))
-
-
-def check_import(settings, found_checkpoints):
-    """Refuse an import without a file, or into a logs_dir that holds a model already."""
-    if settings.caffemodel not in released_fcns.KNOWN and not os.path.isfile(settings.caffemodel):
-        raise UsageError("--mode=import needs --caffemodel=<a .caffemodel file, or one of %s>%s"
-                         % (", ".join(released_fcns.KNOWN), ": %s is neither" % settings.caffemodel
-                            if settings.caffemodel else ""))
-    if found_checkpoints:
-        raise UsageError("%s holds checkpoints already: import into a new --logs_dir" % settings.logs_dir)
 
 
 def check_export_formats(settings):

@@ -32,7 +32,7 @@ def test_model_record_round_trip_and_a_broken_one_says_what_to_do(tmp_path):
 def test_a_record_brings_back_the_classes_and_the_settings_not_given():
     voc_classes = datasets.Classes(21, voc.VOC_CLASSES, voc.voc_palette(21), 255)
     settings = Settings(fc_width=64, head="fcn8s", num_classes=None, image_size=224, transpose_vgg_kernels=False,
-                        learn_upsampling=True, dataset="voc", ignore_label=None)
+                        learn_upsampling=True, dataset="voc", ignore_label=None, backbone="vgg19", geometry="same")
     record = json.loads(json.dumps(model_record.of_model(settings, np.array([1.0, 2.0, 3.0]), voc_classes)))
     assert record["num_classes"] == 21 and record["ignore_label"] == 255 and record["mean_pixel"] == [1.0, 2.0, 3.0]
     assert model_record.classes(record, 255).class_names == list(voc.VOC_CLASSES)
