@@ -112,3 +112,32 @@ def test_a_file_of_another_net_a_cut_file_and_a_used_folder_get_one_line_and_not
     line = one_line_failure("--mode=import", "--caffemodel=" + path, "--logs_dir=" + logs_dir)
     assert line == "FCN.py: error: %s holds checkpoints already: import into a new --logs_dir" % logs_dir
     assert sorted(os.listdir(logs_dir)) == written
+
+
+def test_every_mode_runs_from_the_imported_folder_alone_and_fine_tuning_keeps_what_fits(tmp_path, voc_dir,
+                                                                                      scene_data, capsys):
+    path, _ = write_file(tmp_path, "voc-fcn8s")
+    imported = str(tmp_path / "imported")
+    assert not run_main("import", caffemodel=path, logs_dir=imported)
+    no_vgg = {"model_dir": str(tmp_path / "no_vgg"), "model_url": "http://127.0.0.1:9/none.mat"}
+    voc = dict(no_vgg, dataset="voc", data_dir=voc_dir[0])
+    assert not run_main("evaluate", logs_dir=imported, **voc)
+    with open(os.path.join(imported, "metrics.json")) as metrics:
+        assert len(json.load(metrics)["class_iou"]) == 21
+    assert not run_main("visualize", logs_dir=imported, batch_size=1, **voc)
+    assert not run_main("export", logs_dir=imported, export_dir=str(tmp_path / "exported"), **no_vgg)
+    assert os.path.exists(str(tmp_path / "exported" / "saved_model.pb"))
+    capsys.readouterr()
+    tuned = dict(voc, max_iteration=2, save_every=2, log_every=1, batch_size=1, image_size=0, val_images=1)
+    assert not run_main("train", logs_dir=str(tmp_path / "voc_tuned"), init_checkpoint=imported, **tuned)
+    out = capsys.readouterr().out
+    assert "Initialised 39 of 39 network variables from %s" % os.path.join(imported, "model.ckpt-0") in out
+    with open(str(tmp_path / "voc_tuned" / "model.json")) as record_file:
+        record = json.load(record_file)
+    assert (record["backbone"], record["geometry"], record["head"], record["fc_width"]) == ("vgg16", "caffe", "fcn8s",
+                                                                                           FC_WIDTH)
+    ade20k = dict(no_vgg, data_dir=scene_data, max_iteration=1, save_every=1, batch_size=1, image_size=64,
+                  val_images=1)
+    assert not run_main("train", logs_dir=str(tmp_path / "ade_tuned"), init_checkpoint=imported, **ade20k)
+    out = capsys.readouterr().out
+    assert "Initialised 30 of 39 network variables" in out and "inference/score_fr/kernel" in out
