@@ -14,9 +14,8 @@ from fcn_tensorflow.data import caffemodel, matconvnet
 
 URL_ROOT = "http://dl.caffe.berkeleyvision.org/"
 VGG16_CAFFE_FILE = "VGG_ILSVRC_16_layers.caffemodel"
-VGG16_BLOCKS = (2, 2, 3, 3, 3)  # conv layers per block
-VGG16_CONVS = tuple(f"conv{block}_{conv}" for block, convs in enumerate(VGG16_BLOCKS, start=1)
-                    for conv in range(1, convs + 1))
+VGG16_BLOCKS = matconvnet.BLOCKS["vgg16"]  # conv layers per block
+VGG16_CONVS = tuple(name for name in matconvnet.conv_layers("vgg16") if name.startswith("conv"))
 VOC_MEAN = (104.00698793, 116.66876762, 122.67891434)  # Caffe's B, G, R
 HEAD_LAYERS = {  # the Caffe layers with weights after fc7, as the reference's net.py names them
     "fcn32s": ("score_fr", "upscore"),

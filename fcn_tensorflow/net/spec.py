@@ -4,6 +4,7 @@ loads; network.py builds from these."""
 import collections
 
 from fcn_tensorflow.data import matconvnet
+from fcn_tensorflow.data import released_fcns
 from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS
 
 SCOPE = "inference"  # every variable of the network is in it
@@ -18,7 +19,7 @@ GEOMETRIES = ("same", "caffe")
 CAFFE_CONV1_PAD = 100
 CAFFE_SKIP_CROPS = {"score_pool4": 5, "score_pool3": 9}  # where each skip's scores are cropped (score_pool4c, ...)
 CAFFE_SCORE_CROP = {"fcn32s": 19, "fcn16s": 27, "fcn8s": 31, "fcn8s_atonce": 31}  # the last crop, `score`
-ATONCE_SKIP_SCALES = {"scale_pool4": 0.01, "scale_pool3": 0.0001}  # at-once: pool4, pool3 scaled before scoring
+ATONCE_SKIP_SCALES = released_fcns.SCALES  # at-once: pool4, pool3 scaled before scoring
 # The checkpoint variable whose length is the model's class count, per head.
 CLASS_SCORE_BIAS = dict({"original": SCOPE + "/b8"}, **{head: SCOPE + "/score_fr/bias" for head in PAPER_HEADS})
 
