@@ -178,8 +178,8 @@ flags.register_validator("scale_range", lambda value: augment.scale_range(value)
 flags.DEFINE_enum("dataset", "ade20k", list(datasets.NAMES),
                   "ade20k: MIT Scene Parsing; voc: PASCAL VOC 2012 (data_dir holds VOCdevkit/), with --sbd_dir the "
                   "train_aug set; folder: images/ and annotations/ as ADE20K's, or --train_list/--val_list, classes in "
-                  "classes.txt or classes.csv; pascal_context (60 classes), siftflow (33), siftflow_geometric (3), nyud "
-                  "(40): the paper's, laid out as folder with index PNGs in the reference's class order, 255 ignored; "
+                  "classes.txt or classes.csv; pascal_context (60 classes), siftflow (33), siftflow_geometric (3), "
+                  "nyud (40): the paper's, laid out as folder with index PNGs in the reference's class order, 255 ignored; "
                   "arrays: {train,validation}_{images,labels}.npy")
 flags.DEFINE_integer("num_classes", None, "number of classes. Default: the dataset's (ADE20K 151, VOC 21, ..., "
                      "folder: the lines of classes.txt, arrays: the one-hot depth or the largest label + 1)",

@@ -238,7 +238,7 @@ def inference(image, keep_prob, weights, mean_pixel, net=Net()):
     with tf.compat.v1.variable_scope(SCOPE):
         image_net = vgg_net(weights, processed_image, net.debug, net.head in PAPER_HEADS, net.backbone, net.geometry)
         if net.head in PAPER_HEADS:
-            pool5 = utils.max_pool_2x2(image_net[matconvnet.conv_layers(net.backbone)[-1]])  # after relu5_x, as the paper
+            pool5 = utils.max_pool_2x2(image_net[matconvnet.conv_layers(net.backbone)[-1]])  # after relu5_x (paper)
             fc7 = fully_connected_as_convs(pool5, keep_prob, net.fc_width, net.debug, net.convs_as_matmul,
                                            "fc6" in weights, "SAME" if net.geometry == "same" else "VALID")
             logits = score_and_upsample(fc7, image_net["pool4"], image_net["pool3"], tf.shape(image), net.num_classes,

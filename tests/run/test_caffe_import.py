@@ -13,7 +13,7 @@ from fcn_tensorflow.data import synthetic_caffe
 from fcn_tensorflow.run import caffe_import
 from fcn_tensorflow.run import checkpoints
 from tests import caffe_reference
-from tests.helpers import fcn_command, run_main
+from tests.helpers import UNREACHABLE, fcn_command, run_main, serve_directory
 
 WIDTHS, FC_WIDTH = (4, 8, 8, 16, 16), 24
 SIZES = ((37, 53), (101, 75))  # odd sizes: no multiple of 32, no padding hides a wrong offset
@@ -141,3 +141,24 @@ def test_every_mode_runs_from_the_imported_folder_alone_and_fine_tuning_keeps_wh
     assert not run_main("train", logs_dir=str(tmp_path / "ade_tuned"), init_checkpoint=imported, **ade20k)
     out = capsys.readouterr().out
     assert "Initialised 30 of 39 network variables" in out and "inference/score_fr/kernel" in out
+
+
+def test_a_known_name_takes_the_file_from_model_dir_or_downloads_it_and_says_where_to_put_it(tmp_path, capsys):
+    served = tmp_path / "served"
+    served.mkdir()
+    write_file(served, "voc-fcn16s")
+    zoo = str(tmp_path / "zoo")
+    with serve_directory(str(served)) as url:
+        assert not run_main("import", caffemodel="voc-fcn16s", model_dir=zoo, logs_dir=str(tmp_path / "a"),
+                            caffemodel_url=url + "/fcn16s-heavy-pascal.caffemodel")
+    assert os.path.exists(os.path.join(zoo, "fcn16s-heavy-pascal.caffemodel"))
+    assert not run_main("import", caffemodel="voc-fcn16s", model_dir=zoo, logs_dir=str(tmp_path / "b"),
+                        caffemodel_url=UNREACHABLE + "fcn16s-heavy-pascal.caffemodel")  # in model_dir: no download
+    assert "Imported voc-fcn16s" in capsys.readouterr().out
+    result = fcn_command("--mode=import", "--caffemodel=voc-fcn8s", "--model_dir=" + zoo, "--download_timeout=5",
+                         "--caffemodel_url=%sfcn8s-heavy-pascal.caffemodel" % UNREACHABLE,
+                         "--logs_dir=" + str(tmp_path / "c"))
+    line = result.stderr.strip().splitlines()[-1]  # after the line of the download tried
+    assert result.returncode == 1 and "download %sfcn8s-heavy-pascal.caffemodel by hand and put it at %s" % (
+        UNREACHABLE, os.path.join(zoo, "fcn8s-heavy-pascal.caffemodel")) in line
+    assert not os.path.exists(str(tmp_path / "c"))
