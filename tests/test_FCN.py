@@ -56,7 +56,8 @@ def test_the_help_names_the_paper_s_datasets_and_the_voc_val_list():
     words = " ".join(fcn_command("--help").stdout.split())  # absl's --help exits 1
     for name in ("pascal_context", "siftflow", "siftflow_geometric", "nyud"):
         assert name in FCN.FLAGS["dataset"].parser.enum_values and name in words
-    assert "--val_list: folder, pascal_context" in words and "seg11valid: the reference's 736 VOC2011 ids" in words
+    assert "--val_list: the same for the validation pairs; voc: a file of image ids" in words
+    assert "seg11valid: the reference's 736 VOC2011 ids" in words
 
 
 def test_the_mode_table_is_the_flag_s_choices():

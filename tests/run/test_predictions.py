@@ -282,7 +282,10 @@ def test_evaluate_runs_images_of_the_same_padded_size_as_one_batch(trained_flags
             options = {"num_classes": None, "ignore_label": None, "label_colors": None}
             together = [labels for _, labels in predictions.network_predictions(sess, predictor, records, options,
                                                                           native_size=True)]
-    assert batch_sizes == [1, 3]  # 32x32 first, then the three of 64x64
+            exact = [labels for _, labels in predictions.network_predictions(  # the caffe geometry's batches
+                sess, predictor, records, options, native_size=True, exact_sizes=True)]
+    assert batch_sizes == [1, 3, 1, 1, 1, 1]  # 32x32 first, then the three of 64x64; exact sizes: one each
+    assert all(np.array_equal(a, b) for a, b in zip(sorted(exact, key=np.size), sorted(alone, key=np.size)))
     expected = [alone[3], alone[0], alone[1], alone[2]]
     assert [labels.shape for labels in together] == [labels.shape for labels in expected]
     assert np.mean(np.concatenate([(a == b).ravel() for a, b in zip(together, expected)])) > 0.99
