@@ -13,17 +13,26 @@ size: --native_images synthetic images, one at a time (as before batching) and i
 Replicas: the images/s of training with 1 and 2 replicas (--replicas; on a machine without GPUs, logical CPU
 devices that share the same cores: a check of the path, not a speed-up). The reader alone: images/s of BatchDatset
 reading and resizing ADE-sized JPEG/PNG pairs (--reader_pairs of 375-500 px) with 1 thread and with one per usable
-core, the default of FCN.py --reader_threads (--reader_only runs this part alone, in seconds).
+core, the default of FCN.py --reader_threads (--reader_only runs this part alone, in seconds). Importing a released
+Caffe FCN (--caffe_only runs this part alone): a voc-fcn8s caffemodel of --widths and --fc_width with random values
+(about 538 MB at full size) written to a temporary folder, imported by `python FCN.py --mode=import` (wall time,
+TensorFlow's start-up included) and by caffe_import.import_mode in this process, then the imported net's predict
+time on a --caffe_image (width x height) random image at its own size, in a new process built as --mode=predict
+builds it, and `python FCN.py --mode=predict` on that image; the files are removed afterwards.
 """
 import argparse
 import json
 import os
 import resource
+import sys
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
+
+import FCN
 
 from fcn_tensorflow.data import demo
 from fcn_tensorflow.data import matconvnet
@@ -39,6 +48,9 @@ from fcn_tensorflow.run.precision import BFLOAT16, BFLOAT16_CPU_FLAGS, FLOAT32, 
 MODEL_FILE = matconvnet.MODEL_FILE
 CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
 READER_SIZES = (375, 500)  # smallest and largest side of the pairs the reader is timed on: ADE20K's sizes
+FCN_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "FCN.py")
+CAFFE_NET = "voc-fcn8s"
+PREDICT_LINE = "imported predict: "  # how the process timing predict hands its figures back
 
 
 def build_parser():
@@ -62,6 +74,9 @@ def build_parser():
                         help="smoke run: widths 4,8,8,16,16, fc_width 16, 64x64 and 96x96, 2 repeats, 16 reader pairs")
     parser.add_argument("--reader_pairs", type=int, default=200, help="ADE-sized pairs the reader is timed on")
     parser.add_argument("--reader_only", action="store_true", help="time the reader alone (1 and all threads)")
+    parser.add_argument("--caffe_only", action="store_true",
+                        help="time importing a random %s caffemodel of --widths and --fc_width alone" % CAFFE_NET)
+    parser.add_argument("--caffe_image", default="500x375", help="width x height of the imported net's predict image")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
     return parser
 
@@ -189,6 +204,8 @@ def run(args):
     if args.quick:
         args.widths, args.fc_width, args.image_size, args.large_size = "4,8,8,16,16", 16, 64, 96
         args.repeats, args.warmup, args.native_sizes, args.reader_pairs = 2, 1, "40,90", min(args.reader_pairs, 16)
+    if args.caffe_only:
+        return {"caffe_import": time_caffe_import(args), "settings": run_settings(args)}
     with tempfile.TemporaryDirectory(prefix="fcn_benchmark_") as folder:
         reader_speed = time_reader(args, folder)
     if args.reader_only:
@@ -227,8 +244,53 @@ def run(args):
     results.update({"infer_ms_%d" % args.large_size: 1000 * large_s, "bfloat16_cpu": BFLOAT16 in precisions,
                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
     results.update(reader_speed)
+    results["caffe_import"] = time_caffe_import(args)
     results["settings"] = run_settings(args)
     return results
+
+
+def time_caffe_import(args):
+    """The figures of importing a random CAFFE_NET caffemodel of --widths and --fc_width (benchmarks.time_import)
+    and of predicting with the imported net, in a temporary folder removed afterwards; the load averages at its
+    start and end."""
+    widths = tuple(int(width) for width in args.widths.split(","))
+    width, height = (int(side) for side in args.caffe_image.split("x"))
+    results = {"net": CAFFE_NET, "widths": list(widths), "fc_width": args.fc_width, "image": args.caffe_image,
+               "load_average_start": list(os.getloadavg())}
+    with tempfile.TemporaryDirectory(prefix="fcn_benchmark_caffe_") as folder:
+        caffemodel = os.path.join(folder, CAFFE_NET + ".caffemodel")
+        results.update(benchmark_runs.write_random_caffemodel(caffemodel, widths, args.fc_width, CAFFE_NET))
+        print("Wrote %s: %.0f MB in %.1f s" % (caffemodel, results["caffemodel_mb"], results["write_s"]))
+        logs_dir, imported = benchmark_runs.time_import(FCN_SCRIPT, caffemodel, folder)
+        results.update(imported)
+        child = "import benchmark; benchmark.imported_predict(%r, %d, %d, %d, %d)" % (
+            logs_dir, width, height, args.repeats, args.warmup)
+        _, _, output = benchmark_runs.timed_process([sys.executable, "-c", child], cwd=os.path.dirname(FCN_SCRIPT))
+        results.update(json.loads(next(line[len(PREDICT_LINE):] for line in output.splitlines()
+                                        if line.startswith(PREDICT_LINE))))
+        image = os.path.join(folder, "image.png")
+        Image.fromarray(random_image(width, height)).save(image)
+        results["predict_command_s"], results["predict_command_peak_rss_mb"], _ = benchmark_runs.timed_process(
+            [sys.executable, FCN_SCRIPT, "--mode=predict", "--logs_dir=" + logs_dir, "--input=" + image,
+             "--model_dir=" + folder, "--output_dir=" + os.path.join(folder, "predictions")])
+    results["load_average_end"] = list(os.getloadavg())
+    return results
+
+
+def random_image(width, height):
+    return np.random.RandomState(0).randint(0, 256, (height, width, 3)).astype(np.uint8)
+
+
+def imported_predict(logs_dir, width, height, repeats, warmup):
+    """Run in a new process by time_caffe_import: FCN.py's settings for --mode=predict --logs_dir=logs_dir (the
+    folder holds no VGG file, so the weights come from the checkpoint alone, as after an import), then
+    benchmarks.time_imported_predict on a random image; prints its figures on one line."""
+    FCN.parse_flags(["FCN.py", "--mode=predict", "--logs_dir=" + logs_dir, "--input=" + logs_dir,
+                     "--model_dir=" + os.path.dirname(logs_dir)])
+    settings, _ = FCN.settings_from(FCN.FLAGS, {name for name in FCN.FLAG_NAMES if FCN.FLAGS[name].present})
+    figures = benchmark_runs.time_imported_predict(settings, FCN.open_dataset(settings), random_image(width, height),
+                                                   repeats, warmup)
+    print(PREDICT_LINE + json.dumps(figures))
 
 
 def run_settings(args):
@@ -308,9 +370,11 @@ def native_evaluation_summary(seconds, num_images, precisions):
 
 def print_table(results):
     rows = [(key, value) for key, value in results.items() if not isinstance(value, dict)]
-    width = max(len(key) for key, _ in rows)
+    width = max([len(key) for key, _ in rows], default=0)
     for key, value in rows:
         print("%-*s  %10.3f" % (width, key, value))
+    for key, value in results.get("caffe_import", {}).items():
+        print("caffe_import %-30s %s" % (key, "%.3f" % value if isinstance(value, float) else value))
     for key in (key for key, value in results.items() if key.endswith("_ms") and isinstance(value, dict)):
         print("%s: %s" % (key, ", ".join("%s %.0f" % item for item in results[key].items())))
     print("settings: %s" % json.dumps(results["settings"]))

@@ -1,5 +1,6 @@
 """The timed runs of benchmark.py that compare precisions and paths: float32 and bfloat16 training steps, inference
-next to the machine's peak, and evaluation at native size one image at a time or in batches.
+next to the machine's peak, and evaluation at native size one image at a time or in batches; and the import of a
+released Caffe FCN (a random full-size file) with the predict time of the imported net.
 
 The two cores this was written on are shared with other jobs, so what is compared runs interleaved in one process:
 every round runs each side once, and a ratio is the median of the rounds' ratios; load that comes and goes slows
@@ -7,6 +8,11 @@ both sides of a round alike.
 """
 import collections
 import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -14,9 +20,13 @@ import tensorflow as tf
 
 from fcn_tensorflow.data import demo
 from fcn_tensorflow.data import scene_parsing
+from fcn_tensorflow.data import synthetic_caffe
 from fcn_tensorflow.data.reader import read_image
 from fcn_tensorflow.net import graphs
 from fcn_tensorflow.net.spec import Net
+from fcn_tensorflow.run import caffe_import
+from fcn_tensorflow.run import checkpoints
+from fcn_tensorflow.run import modes
 from fcn_tensorflow.run import predictions
 from fcn_tensorflow.run import session
 from fcn_tensorflow.run import training
@@ -161,3 +171,93 @@ def time_native_evaluation(records, predictors):
                 totals["one_" + precision] += timed * (one_at_a_time - started)
                 totals["batched_" + precision] += timed * (time.perf_counter() - one_at_a_time)
     return totals
+
+
+# ---------------------------------------------------------------- importing a released Caffe FCN
+
+def write_random_caffemodel(path, widths, fc_width, net="voc-fcn8s"):
+    """Write the released net `net` with random weights of `widths` and `fc_width` as a caffemodel in the encoding of
+    the released files (layer, BlobShape): its size in MB (10^6 bytes), the seconds drawing the values and writing."""
+    started = time.perf_counter()
+    blobs = synthetic_caffe.random_blobs(net, widths, fc_width)
+    drawn = time.perf_counter()
+    synthetic_caffe.write_caffemodel(path, net, blobs)
+    return {"caffemodel_mb": os.path.getsize(path) / 1e6, "random_values_s": drawn - started,
+            "write_s": time.perf_counter() - drawn}
+
+
+# A process's peak RSS (ru_maxrss) starts at that of the process it was forked from: Linux copies the high-water mark
+# with the memory map, and exec keeps it. So a small Python in between starts the command and reports the command's
+# own figures on a last line: its wall time, peak RSS (KB) and exit status.
+MEASURED = "measured process:"
+MEASURE = ("import os, subprocess, sys, time\n"
+           "started = time.perf_counter()\n"
+           "child = subprocess.Popen(sys.argv[1:])\n"
+           "_, status, usage = os.wait4(child.pid, 0)\n"
+           "print(%r, time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status))\n" % MEASURED)
+
+
+def timed_process(argv, cwd=None):
+    """Run argv as a new process, its environment this one's but for TF_CPP_MIN_LOG_LEVEL (unset, as in a user's
+    shell): (wall seconds, its own peak RSS in MB, its output, stdout and stderr together). RuntimeError with the
+    output when it fails."""
+    environment = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    completed = subprocess.run([sys.executable, "-c", MEASURE] + list(argv), cwd=cwd, env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, _, measured = completed.stdout.rpartition(MEASURED)
+    if completed.returncode or not measured:
+        raise RuntimeError("%s failed:\n%s" % (" ".join(argv), completed.stdout))
+    seconds, peak_kb, status = measured.split()
+    if int(status):
+        raise RuntimeError("%s exited with %s:\n%s" % (" ".join(argv), status, output))
+    return float(seconds), int(peak_kb) / 1024.0, output
+
+
+def directory_mb(folder):
+    return sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder)) / 1e6
+
+
+def time_import(fcn_script, caffemodel, folder):
+    """The import of `caffemodel` as a user runs it, `python FCN.py --mode=import` in a new process (wall time,
+    TensorFlow's start-up included; its peak RSS; the time its own line reports), and import_mode in this process
+    (reading the file and writing the checkpoint alone). The first writes folder/imported, whose checkpoint predict
+    is timed on; the second's is removed at once. Also the start-up alone: FCN.py's way of loading TensorFlow."""
+    startup_s, _, _ = timed_process([sys.executable, "-c", "from fcn_tensorflow import console; "
+                                     "console.import_tensorflow_quietly()"], cwd=os.path.dirname(fcn_script))
+    logs_dir = os.path.join(folder, "imported")
+    seconds, rss, output = timed_process([sys.executable, fcn_script, "--mode=import", "--caffemodel=" + caffemodel,
+                                          "--logs_dir=" + logs_dir])
+    reported = re.search(r"\[([\d.]+) s\]", output)
+    in_process = os.path.join(folder, "imported_in_process")
+    started = time.perf_counter()
+    caffe_import.import_mode(caffemodel, in_process)
+    in_process_s = time.perf_counter() - started
+    checkpoint_mb = directory_mb(in_process)
+    shutil.rmtree(in_process)
+    return logs_dir, {"tensorflow_start_s": startup_s, "import_command_s": seconds, "import_command_peak_rss_mb": rss,
+                      "import_command_reported_s": float(reported.group(1)) if reported else None,
+                      "import_in_process_s": in_process_s, "checkpoint_mb": checkpoint_mb}
+
+
+def time_imported_predict(settings, dataset, image, repeats, warmup):
+    """--mode=predict's network on `image` (uint8, H x W x 3) at its own size, from FCN.py's predict `settings`
+    for an imported model's logs_dir: model_classes and inference_session (the graph, the session, the restore)
+    as predict runs them, timed; the first run (a new shape: what predicting one image pays), then the median of
+    `repeats` runs after `warmup` more; the peak RSS of this process."""
+    found_checkpoints = checkpoints.list_checkpoints(settings.logs_dir)
+    tf.compat.v1.disable_eager_execution()
+    with tf.Graph().as_default():
+        started = time.perf_counter()
+        classes = modes.model_classes(settings, dataset, found_checkpoints)
+        sess, predictor, restored = modes.inference_session(settings, found_checkpoints, classes)
+        restore_s = time.perf_counter() - started
+        with sess:
+            started = time.perf_counter()
+            labels = predictions.predict_labels(sess, predictor, image)
+            first_s = time.perf_counter() - started
+            times = interleaved({"predict": lambda: predictions.predict_labels(sess, predictor, image)}, repeats,
+                                warmup)["predict"]
+    return {"predict_restored": os.path.basename(restored), "predict_build_and_restore_s": restore_s,
+            "predict_first_ms": 1000 * first_s, "predict_ms": 1000 * float(np.median(times)),
+            "predict_labels_shape": list(labels.shape),
+            "predict_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}

@@ -1,6 +1,12 @@
-"""benchmarks.py: what benchmark.py's figures are made of (interleaved rounds, ratios, peaks), on tiny work."""
-import numpy as np
+"""benchmarks.py: what benchmark.py's figures are made of (interleaved rounds, ratios, peaks, child processes, the
+random caffemodel), on tiny work."""
+import os
+import sys
 
+import numpy as np
+import pytest
+
+from fcn_tensorflow.data import released_fcns
 from fcn_tensorflow.run import benchmarks
 from fcn_tensorflow.run.precision import FLOAT32
 
@@ -22,3 +28,20 @@ def test_peak_gflops_is_the_best_of_matmul_and_convolution_per_round():
     expected = [max(flop["matmul_float32"] / 1.0, flop["conv_float32"] / 0.5) / 1e9,
                 max(flop["matmul_float32"] / 2.0, flop["conv_float32"] / 4.0) / 1e9]
     np.testing.assert_allclose(benchmarks.peak_gflops(times, peaks), expected)
+
+
+def test_the_random_caffemodel_is_the_released_net_at_the_widths_asked_and_its_size_is_reported(tmp_path):
+    path = str(tmp_path / "voc-fcn8s.caffemodel")
+    figures = benchmarks.write_random_caffemodel(path, (2, 4, 4, 8, 8), 8)
+    assert figures["caffemodel_mb"] == os.path.getsize(path) / 1e6 and figures["write_s"] >= 0
+    imported = released_fcns.import_net(path)
+    assert (imported.net, imported.head, imported.num_classes, imported.fc_width) == ("voc-fcn8s", "fcn8s", 21, 8)
+    assert tuple(imported.widths) == (2, 4, 4, 8, 8)
+
+
+def test_a_timed_process_reports_its_own_peak_memory_and_a_failure_its_output():
+    seconds, peak_mb, output = benchmarks.timed_process(
+        [sys.executable, "-c", "b = bytearray(300 * 2 ** 20); print('held', len(b))"])
+    assert seconds > 0 and 300 < peak_mb < 1000 and output.strip() == "held %d" % (300 * 2 ** 20)
+    with pytest.raises(RuntimeError, match="exited with 3:\n.*went wrong"):
+        benchmarks.timed_process([sys.executable, "-c", "import sys; print('went wrong'); sys.exit(3)"])
