@@ -332,8 +332,9 @@ def check_network(settings):
                          % ("geometry=caffe" if settings.geometry == "caffe" else "recipe=paper"))
     if settings.image_size == 0 and (settings.augment or settings.mode in ("train", "visualize")
                                      and settings.batch_size != 1):
-        raise UsageError("--image_size=0 feeds each image at its own size, one a batch: pass --batch_size=1%s"
-                         % (", and leave out --augment (it crops to --image_size)" if settings.augment else ""))
+        raise UsageError("--image_size=0%s feeds each image at its own size, one a batch: pass --batch_size=1%s"
+                         % (" (--recipe=paper's)" if settings.recipe == "paper" else "",
+                            ", and leave out --augment (it crops to --image_size)" if settings.augment else ""))
 
 
 def check_export_formats(settings):

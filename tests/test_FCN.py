@@ -95,6 +95,15 @@ USAGE_ERRORS = [  # flags -> words of the one line
     (["--mode=train", "--tta=flip"], "--tta, --scales and --tile_size are for evaluate and predict of the network, "
                                      "not for --mode=train"),
     (["--mode=evaluate", "--tile_size=64", "--predictions_dir=."], "not for --predictions_dir"),
+    (["--geometry=caffe"], "--geometry=caffe is for the paper's heads: pass --head=fcn32s, fcn16s, fcn8s or "
+                           "fcn8s_atonce"),
+    (["--recipe=paper"], "--recipe=paper is for the paper's heads"),
+    (["--head=fcn8s", "--recipe=paper", "--batch_size=2"], "--image_size=0 (--recipe=paper's) feeds each image at "
+                                                           "its own size, one a batch: pass --batch_size=1"),
+    (["--head=fcn8s", "--image_size=0", "--batch_size=1", "--augment"], "and leave out --augment"),
+    (["--backbone=vgg11"], "--backbone"),
+    (["--mode=import"], "--mode=import needs --caffemodel=<a .caffemodel file, or one of voc-fcn32s, "),
+    (["--mode=import", "--caffemodel=/tmp"], "nyud-fcn32s-color>: /tmp is neither"),
 ]
 
 
