@@ -125,9 +125,11 @@ def test_every_mode_runs_from_the_imported_folder_alone_and_fine_tuning_keeps_wh
     with open(os.path.join(imported, "metrics.json")) as metrics:
         assert len(json.load(metrics)["class_iou"]) == 21
     assert not run_main("visualize", logs_dir=imported, batch_size=1, **voc)
-    assert not run_main("export", logs_dir=imported, export_dir=str(tmp_path / "exported"), **no_vgg)
-    assert os.path.exists(str(tmp_path / "exported" / "saved_model.pb"))
     capsys.readouterr()
+    assert not run_main("export", logs_dir=imported, export_dir=str(tmp_path / "exported"),
+                        export_formats="saved_model,tflite", **voc)
+    assert os.path.exists(str(tmp_path / "exported" / "saved_model.pb"))
+    assert "model.tflite: 100.0 % of labels as the SavedModel" in capsys.readouterr().out
     tuned = dict(voc, max_iteration=2, save_every=2, log_every=1, batch_size=1, image_size=0, val_images=1)
     assert not run_main("train", logs_dir=str(tmp_path / "voc_tuned"), init_checkpoint=imported, **tuned)
     out = capsys.readouterr().out
