@@ -50,8 +50,8 @@ flags.DEFINE_integer("batch_size", 2, "batch size for training, per replica (the
 flags.DEFINE_string("logs_dir", "logs/", "path to logs directory (checkpoints, TensorBoard, pictures)")
 flags.DEFINE_string("data_dir", "Data_zoo/MIT_SceneParsing/", "path to dataset")
 flags.DEFINE_float("learning_rate", 1e-4, "Learning rate of --optimizer (> 0)")
-flags.DEFINE_string("model_dir", "Model_zoo/", "Path to vgg model mat: the folder holding it, or the .mat file "
-                    "itself")
+flags.DEFINE_string("model_dir", "Model_zoo/", "Path to vgg model mat (or VGG16's .caffemodel): the folder holding "
+                    "it, or the file itself; import: where --caffemodel=<name> is")
 flags.DEFINE_bool("debug", False, "Debug mode: activation and gradient histograms in TensorBoard")
 flags.DEFINE_enum("mode", "train", list(MODE_HELP), "Mode: " + "; ".join("%s: %s" % item for item in MODE_HELP.items()))
 flags.DEFINE_integer("max_iteration", 100001, "number of training steps (the step count continues on resume)",
@@ -78,7 +78,7 @@ flags.DEFINE_bool("transpose_vgg_kernels", None,
 flags.DEFINE_integer("infer_size", None,
                      "evaluate/predict/export: the net sees each image resized to this square (nearest, as in "
                      "training) and its class scores are resized back (bilinear); 0 = the native size, padded to "
-                     "a multiple of 32. Default: --image_size")
+                     "a multiple of 32 (--geometry=caffe: as it is). Default: --image_size (caffe: 0)")
 flags.DEFINE_string("predictions_dir", "",
                     "evaluate: score the label PNGs <stem>.png in this folder instead of running the network")
 flags.DEFINE_string("input", "", "predict: an image file (JPEG or PNG), a folder of them, or a video (%s; needs "
@@ -134,9 +134,9 @@ flags.register_validator("tile_size", lambda value: value % 32 == 0, "--tile_siz
 
 # ---------------------------------------------------------------- flags: the paper's FCNs and how they train
 flags.DEFINE_enum("head", "original", spec.HEADS,
-                  "original: the original's head (average pooling, skips in feature space); fcn32s, fcn16s, fcn8s: "
-                  "the paper's (max pooling, conv6/conv7 from the .mat's fc6/fc7, skips summed as class scores, "
-                  "bilinear upsampling)")
+                  "original: the original's head (average pooling, skips in feature space); fcn32s, fcn16s, fcn8s, "
+                  "fcn8s_atonce (its skips scaled by 0.01, 0.0001): the paper's (max pooling, conv6/conv7 from the "
+                  ".mat's fc6/fc7, skips summed as class scores, bilinear upsampling)")
 flags.DEFINE_enum("backbone", "vgg19", spec.BACKBONES, "the VGG: vgg19 (the original's) or vgg16 (the paper's: "
                   "imagenet-vgg-verydeep-16.mat, or %s, in --model_dir)" % released_fcns.VGG16_CAFFE_FILE)
 flags.DEFINE_enum("geometry", "same", spec.GEOMETRIES, "same: SAME convolutions, images padded to a multiple of 32; "
@@ -260,9 +260,9 @@ def settings_from(flag_values, given):
     elif values["init_checkpoint"] and checkpoints.resolve_checkpoint(values["init_checkpoint"]):
         start = model_record.read(os.path.dirname(checkpoints.resolve_checkpoint(values["init_checkpoint"])))
         values = model_record.apply_start(values, given, start or {})
-    if values["recipe"] == "paper":  # the reference's solver, for the flags not given
-        recipe = spec.paper_recipe(values["head"])
-        values.update((name, value) for name, value in recipe.items() if name not in given)
+    if values["recipe"] == "paper":  # the reference's solver, for the flags not given nor recorded
+        recipe = spec.paper_recipe(values["head"], values["dataset"])
+        values.update((name, value) for name, value in recipe.items() if name not in given and name not in (record or ()))
     if "model_url" not in given:
         values["model_url"] = matconvnet.MODEL_URLS[values["backbone"]]
     if values["transpose_vgg_kernels"] is None:  # the original's checkpoints need it; the file's order is H, W, in, out
@@ -330,11 +330,12 @@ def check_network(settings):
     if settings.head == "original" and (settings.geometry == "caffe" or settings.recipe == "paper"):
         raise UsageError("--%s is for the paper's heads: pass --head=fcn32s, fcn16s, fcn8s or fcn8s_atonce"
                          % ("geometry=caffe" if settings.geometry == "caffe" else "recipe=paper"))
-    if settings.image_size == 0 and (settings.augment or settings.mode in ("train", "visualize")
-                                     and settings.batch_size != 1):
-        raise UsageError("--image_size=0%s feeds each image at its own size, one a batch: pass --batch_size=1%s"
-                         % (" (--recipe=paper's)" if settings.recipe == "paper" else "",
-                            ", and leave out --augment (it crops to --image_size)" if settings.augment else ""))
+    if settings.image_size == 0 and (settings.augment or (settings.replicas or 1) > 1 or settings.mode in (
+            "train", "visualize") and settings.batch_size != 1):
+        raise UsageError("--image_size=0%s feeds each image at its own size, one a batch: %s" % (
+            " (--recipe=paper's)" if settings.recipe == "paper" else "", "leave out --augment (it crops to "
+            "--image_size)" if settings.augment else "pass --replicas=1" if (settings.replicas or 1) > 1 else
+            "pass --batch_size=1"))
 
 
 def check_export_formats(settings):

@@ -100,8 +100,9 @@ USAGE_ERRORS = [  # flags -> words of the one line
     (["--recipe=paper"], "--recipe=paper is for the paper's heads"),
     (["--head=fcn8s", "--recipe=paper", "--batch_size=2"], "--image_size=0 (--recipe=paper's) feeds each image at "
                                                            "its own size, one a batch: pass --batch_size=1"),
-    (["--head=fcn8s", "--image_size=0", "--batch_size=1", "--augment"], "and leave out --augment"),
+    (["--head=fcn8s", "--image_size=0", "--batch_size=1", "--augment"], "one a batch: leave out --augment"),
     (["--backbone=vgg11"], "--backbone"),
+    (["--head=fcn8s", "--image_size=0", "--batch_size=1", "--replicas=2"], "one a batch: pass --replicas=1"),
     (["--mode=import"], "--mode=import needs --caffemodel=<a .caffemodel file, or one of voc-fcn32s, "),
     (["--mode=import", "--caffemodel=/tmp"], "nyud-fcn32s-color>: /tmp is neither"),
 ]

@@ -41,6 +41,19 @@ def conv_layers(backbone="vgg19"):
 VGG19_LAYERS = layer_names("vgg19")  # the 43 entries of the file, in order
 CONV_LAYERS = conv_layers("vgg19")
 FC_LAYERS = ("fc6", "fc7")  # the paper's heads start conv6 and conv7 from them
+SCOPE = "inference"  # every variable of the network is in it (net/spec.py names the network's others)
+
+
+def variable_names(layer):
+    """The kernel and bias variables (in SCOPE) of a layer of the VGG file: <conv>_w and _b; fc6: W6 and b6."""
+    if layer in FC_LAYERS:
+        return "W" + layer[2:], "b" + layer[2:]
+    return layer + "_w", layer + "_b"
+
+
+def checkpoint_names(layer):
+    """The checkpoint names of variable_names(layer): inference/conv1_1_w, ..."""
+    return tuple("%s/%s" % (SCOPE, name) for name in variable_names(layer))
 
 
 def conv_shapes(widths=VGG19_WIDTHS, fc_width=4096, num_imagenet_classes=1000, backbone="vgg19"):

@@ -51,13 +51,6 @@ KNOWN = {known.name: known for known in (
              "paper only", "fcn32s"))}
 
 
-def caffemodel_file(name):
-    """The file name of the known released net `name` (e.g. voc-fcn8s -> fcn8s-heavy-pascal.caffemodel)."""
-    if name not in KNOWN:
-        raise ValueError(f"{name} is not one of the paper's released FCNs: use one of {', '.join(KNOWN)}")
-    return KNOWN[name].file
-
-
 def import_net(path, output="semantic", dataset=None):
     """Imported: the released FCN in the caffemodel at path as our checkpoint variables; SIFT Flow's files hold two
     heads on one trunk, `output` picks one. The dataset follows the class count unless `dataset` is given."""
@@ -70,7 +63,7 @@ def import_net(path, output="semantic", dataset=None):
     weights, widths, fc_width = _backbone(path, blobs)
     variables = _trunk_variables(weights)
     variables.update(_head_variables(path, blobs, head, suffix, widths, fc_width))
-    num_classes = variables["inference/score_fr/bias"].size
+    num_classes = variables[matconvnet.SCOPE + "/score_fr/bias"].size
     net, bgr_mean = _known_name_and_mean("siftflow" if suffix else dataset or DATASET_OF_CLASSES.get(num_classes),
                                          head)
     if dataset is None:  # SIFT Flow's geometric head names its 3 classes with a dataset of its own
@@ -201,8 +194,8 @@ def _backbone(path, blobs):
 def _trunk_variables(weights):
     variables = {}
     for name, (kernel, bias) in weights.items():
-        kernel_name, bias_name = {"fc6": ("W6", "b6"), "fc7": ("W7", "b7")}.get(name, (name + "_w", name + "_b"))
-        variables["inference/" + kernel_name], variables["inference/" + bias_name] = kernel, bias
+        kernel_name, bias_name = matconvnet.checkpoint_names(name)
+        variables[kernel_name], variables[bias_name] = kernel, bias
     return variables
 
 
@@ -215,14 +208,14 @@ def _head_variables(path, blobs, head, suffix, widths, fc_width):
         name = layer + suffix
         if layer in DECONV_KERNELS:
             kernel, _ = _conv_kernel(path, blobs, name, num_classes, DECONV_KERNELS[layer], num_classes, bias=False)
-            variables[f"inference/{DECONV_VARIABLES.get(layer, layer)}/kernel"] = _tf_kernel(kernel)
+            variables[f"{matconvnet.SCOPE}/{DECONV_VARIABLES.get(layer, layer)}/kernel"] = _tf_kernel(kernel)
         elif layer in SCALES:
-            variables[f"inference/{layer}/scale"] = _scale(path, blobs, name, widths[int(layer[-1]) - 1],
+            variables[f"{matconvnet.SCOPE}/{layer}/scale"] = _scale(path, blobs, name, widths[int(layer[-1]) - 1],
                                                            SCALES[layer])
         else:
             in_channels = fc_width if layer == "score_fr" else widths[int(layer[-1]) - 1]
             kernel, bias = _conv_kernel(path, blobs, name, in_channels, 1, num_classes)
-            variables[f"inference/{layer}/kernel"], variables[f"inference/{layer}/bias"] = _tf_kernel(kernel), bias
+            variables[f"{matconvnet.SCOPE}/{layer}/kernel"], variables[f"{matconvnet.SCOPE}/{layer}/bias"] = _tf_kernel(kernel), bias
     return variables
 
 

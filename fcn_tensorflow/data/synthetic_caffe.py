@@ -11,11 +11,11 @@ import functools
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from fcn_tensorflow.data import released_fcns
+from fcn_tensorflow.data import matconvnet, released_fcns
 from fcn_tensorflow.data.caffemodel import V1_TYPES, Layer
 
 ENCODINGS = ("layer", "legacy_dims", "v1")  # field 100 + BlobShape; the same with num/channels/height/width; field 2
-VGG16_WIDTHS = (64, 128, 256, 512, 512)
+VGG16_WIDTHS = matconvnet.VGG19_WIDTHS  # the same block widths
 V1_ENUM = {"NONE": 0, "ACCURACY": 1, "CONCAT": 3, "CONVOLUTION": 4, "DATA": 5, "DROPOUT": 6, "INNER_PRODUCT": 14,
            "LRN": 15, "POOLING": 17, "RELU": 18, "SOFTMAX": 20, "SOFTMAX_LOSS": 21, "SPLIT": 22, "ELTWISE": 25,
            "DECONVOLUTION": 39}  # the V1LayerParameter.LayerType values these files use

@@ -94,8 +94,13 @@ def pretrained_loader(weights):
          for name, pair in sorted(weights.items()) for variable_name, value in zip(spec.checkpoint_names(name), pair)])
 
 
-def vgg_shapes_from_checkpoint(saved, backbone="vgg19"):
+def vgg_shapes_from_checkpoint(saved, backbone="vgg19", checkpoint="the checkpoint"):
     """Zero-valued VGG conv weights shaped like those of a checkpoint ({name: shape}), whose restore brings the
-    values."""
+    values; ValueError when it holds no such layer of `backbone` (a model of the other VGG)."""
+    layers = [name for name in matconvnet.conv_layers(backbone) if name.startswith("conv")]
+    missing = [variable for name in layers for variable in spec.checkpoint_names(name) if variable not in saved]
+    if missing:
+        raise ValueError("%s holds no %s: it is not a %s model; pass the --backbone it was trained with"
+                         % (checkpoint, missing[0], backbone.upper()))
     return {name: tuple(np.zeros(saved[variable], np.float32) for variable in spec.checkpoint_names(name))
-            for name in matconvnet.conv_layers(backbone) if name.startswith("conv")}
+            for name in layers}

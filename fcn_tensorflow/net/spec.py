@@ -3,11 +3,10 @@ its variables have in checkpoints. The command line checks --head and reads chec
 loads; network.py builds from these."""
 import collections
 
-from fcn_tensorflow.data import matconvnet
 from fcn_tensorflow.data import released_fcns
+from fcn_tensorflow.data.matconvnet import SCOPE, checkpoint_names, variable_names  # noqa: F401 (their home)
 from fcn_tensorflow.data.scene_parsing import NUM_OF_CLASSESS
 
-SCOPE = "inference"  # every variable of the network is in it
 PAPER_HEADS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
 HEADS = ("original",) + PAPER_HEADS
 # each paper head's last upsampling, named upscore<N>; at-once is FCN-8s trained in one stage, its skips scaled
@@ -36,22 +35,11 @@ Training = collections.namedtuple("Training", ["learning_rate", "optimizer", "mo
 Training.__new__.__defaults__ = (1e-4, "adam", 0.9, 0.0, None, "float32", None, False)
 
 
-def paper_recipe(head):
+def paper_recipe(head, dataset=None):
     """The settings of the reference's solve.py and solver.prototxt for `head` (--recipe=paper): SGD with momentum
-    0.99, a learning rate by head, weight decay 5e-4, the loss summed over pixels, one image a batch at its own size,
-    the bilinear upsampling kept fixed."""
+    0.99, a learning rate by head (SIFT Flow's FCN-8s: 1e-12), weight decay 5e-4, the loss summed over pixels, one
+    image a batch at its own size, the bilinear upsampling kept fixed."""
+    rates = dict({"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10},
+                 **({"fcn8s": 1e-12} if dataset == "siftflow" else {}))
     return {"optimizer": "momentum", "momentum": 0.99, "weight_decay": 5e-4, "loss": "sum", "batch_size": 1,
-            "image_size": 0, "learn_upsampling": False,
-            "learning_rate": {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}.get(head, 1e-10)}
-
-
-def variable_names(layer):
-    """The kernel and bias variables (in SCOPE) of a layer of the VGG file: <conv>_w and _b; fc6: W6 and b6."""
-    if layer in matconvnet.FC_LAYERS:
-        return "W" + layer[2:], "b" + layer[2:]
-    return layer + "_w", layer + "_b"
-
-
-def checkpoint_names(layer):
-    """The checkpoint names of variable_names(layer): inference/conv1_1_w, ..."""
-    return tuple("%s/%s" % (SCOPE, name) for name in variable_names(layer))
+            "image_size": 0, "learn_upsampling": False, "learning_rate": rates.get(head, 1e-10)}

@@ -55,8 +55,10 @@ def import_mode(path, logs_dir, output="semantic", dataset=None, image_size=224)
     except BaseException:
         remove_written(logs_dir, created, before)
         raise
-    print("Imported %s (%s head, VGG16) from %s into %s: %s; it runs on each image at its own size (--infer_size=0, "
-          "the Caffe geometry) [%.1f s]" % (imported.net, imported.head, os.path.basename(path), logs_dir,
+    known = released_fcns.KNOWN.get(imported.net)
+    print("Imported %s (%s head, VGG16%s) from %s into %s: %s; it runs on each image at its own size (--infer_size=0, "
+          "the Caffe geometry) [%.1f s]" % (imported.net, imported.head, ", published: " + known.published if known
+                                            else "", os.path.basename(path), logs_dir,
                                             model_record.described(record), time.time() - started))
 
 
@@ -66,6 +68,10 @@ def imported_classes(imported):
     if imported.dataset is None:
         names = ["class %d" % index for index in range(imported.num_classes)]
         return datasets.Classes(imported.num_classes, names, voc.voc_palette(imported.num_classes), None)
+    if imported.dataset not in datasets.FIXED_LISTS:
+        raise ValueError("--dataset=%s names no classes of an imported model: leave --dataset out, or pass the one it "
+                         "was trained on (%s)" % (imported.dataset, ", ".join(
+                             name for name in datasets.FIXED_LISTS if name != "ade20k")))
     names, palette = datasets.class_list(imported.dataset)
     if len(names) != imported.num_classes:
         raise ValueError("the %s net scores %d classes, --dataset=%s has %d: leave --dataset out, or name the "

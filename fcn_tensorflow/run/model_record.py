@@ -16,9 +16,11 @@ MODEL_RECORD = "model.json"
 # What model.json records of the settings: those that shape the network (another value could not restore its
 # checkpoints), and those whose recorded value is the default of later runs.
 SHAPE_SETTINGS = ("fc_width", "head", "num_classes", "backbone", "geometry")
-DEFAULT_SETTINGS = ("image_size", "transpose_vgg_kernels", "learn_upsampling", "dataset", "ignore_label")
+DEFAULT_SETTINGS = ("image_size", "transpose_vgg_kernels", "learn_upsampling", "dataset", "ignore_label", "recipe")
 # Recorded only when set (so a model.json without them reads as before), then the default of later runs too.
 OPTIONAL_SETTINGS = ("label_values",)
+# What a model.json written before these settings existed describes: VGG19 in the SAME geometry.
+RECORDED_BEFORE = {"backbone": "vgg19", "geometry": "same"}
 # What a training started from another model's checkpoint (--init_checkpoint) takes from its model.json, unless
 # given: the network it restores into (its class count is the new data's).
 START_SETTINGS = ("fc_width", "head", "backbone", "geometry", "learn_upsampling")
@@ -42,7 +44,7 @@ def read(logs_dir):
                          "held (--fc_width, ...)" % (path, error))
     if not isinstance(record, dict):
         raise ValueError("%s holds no model description: delete it and pass the flags it held" % path)
-    return record
+    return dict(RECORDED_BEFORE, **record)
 
 
 def write(logs_dir, record):

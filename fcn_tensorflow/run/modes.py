@@ -312,7 +312,8 @@ def training_graph(settings, classes, precision=FLOAT32, cluster=distribute.OneD
 def inference_session(settings, found_checkpoints, classes):
     """(session, graphs.build_predictor's predictor, the checkpoint restored or None) for evaluate, predict, export.
     Without a checkpoint, evaluate scores the network --init_checkpoint would start training from."""
-    weights, mean_pixel = pretrained.vgg_unless_restored(settings, found_checkpoints)
+    weights, mean_pixel = pretrained.vgg_unless_restored(settings, found_checkpoints
+                                                         or pretrained.start_checkpoint(settings))
     infer_size = settings.infer_size
     if infer_size is None:  # the caffe geometry runs on each image as it is, as the reference's infer.py
         infer_size = 0 if settings.geometry == "caffe" else settings.image_size

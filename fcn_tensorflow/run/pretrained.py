@@ -22,6 +22,8 @@ def load_vgg(settings, with_fc=True):
         width = weights["fc6"][0].shape[-1]
         if fc_width and fc_width != width:
             raise ValueError("%s has fc6 and fc7 %d wide: pass --fc_width=%d" % (caffe_file, width, width))
+        if settings.transpose_vgg_kernels:  # as matconvnet.load_vgg does for the original's checkpoints
+            weights = {name: (kernel.transpose(1, 0, 2, 3), bias) for name, (kernel, bias) in weights.items()}
         return {name: pair for name, pair in weights.items() if fc_width or name not in matconvnet.FC_LAYERS}, \
             mean_pixel
     return matconvnet.load_vgg(settings.model_dir, settings.model_url, settings.transpose_vgg_kernels,
@@ -41,20 +43,24 @@ def vgg16_caffemodel(settings):
 
 
 def vgg_unless_restored(settings, found_checkpoints, with_fc=None):
-    """The VGG file's weights and mean pixel; without the file but with a checkpoint to restore, the shapes from
-    that checkpoint and the mean pixel model.json records beside it (the beta16 file's ImageNet mean for a logs_dir
-    of the original, which has none), so a trained or imported model needs no 510 MB file. with_fc: also fc6 and
-    fc7 from the file (default: unless a checkpoint brings conv6 and conv7)."""
-    vgg_file = matconvnet.vgg_file(settings.model_dir, settings.model_url)
-    if os.path.exists(vgg_file) or vgg16_caffemodel(settings) or not found_checkpoints:
-        return load_vgg(settings, with_fc=not found_checkpoints if with_fc is None else with_fc)
+    """(VGG weights, mean pixel) of a run restoring found_checkpoints (or none). The mean is always the model's: the
+    one model.json records beside the newest checkpoint (the beta16 file's ImageNet mean for a logs_dir of the
+    original, which has none), never another model's file in --model_dir (an imported VOC model's differs).
+    The weights: the VGG file's when training starts from them (with_fc: also fc6 and fc7; a resumed training too,
+    so its graph stays as it was) or when there is no checkpoint; else only shapes from the checkpoint, which
+    brings every value, so a trained or imported model needs no 510 MB file."""
+    if not found_checkpoints:
+        return load_vgg(settings, with_fc=True if with_fc is None else with_fc)
     newest, saved_shapes = session.newest_listable(found_checkpoints)
     record = model_record.read(os.path.dirname(newest)) or {}
     mean_pixel = model_record.mean_pixel(record)
-    print("Restoring every weight from %s, so no VGG file is needed: VGG shapes from the checkpoint, mean pixel (%s) "
+    vgg_file = matconvnet.vgg_file(settings.model_dir, settings.model_url)
+    if with_fc and (os.path.exists(vgg_file) or vgg16_caffemodel(settings)):
+        return load_vgg(settings, with_fc=True)[0], mean_pixel
+    print("Restoring every weight from %s, so no VGG file is read: VGG shapes from the checkpoint, mean pixel (%s) "
           "%s" % (newest, ", ".join("%.2f" % value for value in mean_pixel),
                   "from model.json" if "mean_pixel" in record else "(the beta16 file's ImageNet mean)"))
-    return graphs.vgg_shapes_from_checkpoint(saved_shapes, settings.backbone), mean_pixel
+    return graphs.vgg_shapes_from_checkpoint(saved_shapes, settings.backbone, newest), mean_pixel
 
 
 def start_checkpoint(settings):

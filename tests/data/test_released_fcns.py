@@ -227,12 +227,10 @@ def test_a_file_that_is_no_caffemodel_is_a_caffe_file_error(tmp_path):
 
 
 def test_the_known_nets_and_their_files():
-    assert released_fcns.caffemodel_file("voc-fcn8s") == "fcn8s-heavy-pascal.caffemodel"
-    assert released_fcns.caffemodel_file("siftflow-fcn16s") == "siftflow-fcn16s-heavy.caffemodel"
-    assert released_fcns.URL_ROOT + released_fcns.caffemodel_file("nyud-fcn32s-color") == \
+    assert released_fcns.KNOWN["voc-fcn8s"].file == "fcn8s-heavy-pascal.caffemodel"
+    assert released_fcns.KNOWN["siftflow-fcn16s"].file == "siftflow-fcn16s-heavy.caffemodel"
+    assert released_fcns.URL_ROOT + released_fcns.KNOWN["nyud-fcn32s-color"].file == \
            "http://dl.caffe.berkeleyvision.org/nyud-fcn32s-color-heavy.caffemodel"
-    with pytest.raises(ValueError, match="voc-fcn4s is not one of the paper's released FCNs: use one of voc-fcn32s"):
-        released_fcns.caffemodel_file("voc-fcn4s")
     assert len(released_fcns.KNOWN) == 11
     assert released_fcns.KNOWN["voc-fcn8s"].published == "65.5 mean IU on seg11valid"
     assert released_fcns.KNOWN["pascalcontext-fcn8s"][2:5] == (60, "pascal_context", (104.007, 116.669, 122.679))

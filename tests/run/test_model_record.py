@@ -23,7 +23,7 @@ def test_model_record_round_trip_and_a_broken_one_says_what_to_do(tmp_path):
     assert os.listdir(str(tmp_path)) == [model_record.MODEL_RECORD]
     assert model_record.read(str(tmp_path)) is None  # no checkpoint beside it: it describes no model
     (tmp_path / "model.ckpt-0.index").write_bytes(b"")
-    assert model_record.read(str(tmp_path)) == {"fc_width": 64, "dataset": "ade20k"}
+    assert model_record.read(str(tmp_path)) == dict(model_record.RECORDED_BEFORE, fc_width=64, dataset="ade20k")
     (tmp_path / model_record.MODEL_RECORD).write_text("{broken")
     with pytest.raises(ValueError, match="model.json cannot be read .* delete it and pass the flags it held"):
         model_record.read(str(tmp_path))
@@ -32,7 +32,8 @@ def test_model_record_round_trip_and_a_broken_one_says_what_to_do(tmp_path):
 def test_a_record_brings_back_the_classes_and_the_settings_not_given():
     voc_classes = datasets.Classes(21, voc.VOC_CLASSES, voc.voc_palette(21), 255)
     settings = Settings(fc_width=64, head="fcn8s", num_classes=None, image_size=224, transpose_vgg_kernels=False,
-                        learn_upsampling=True, dataset="voc", ignore_label=None, backbone="vgg19", geometry="same")
+                        learn_upsampling=True, dataset="voc", ignore_label=None, backbone="vgg19", geometry="same",
+                        recipe="none")
     record = json.loads(json.dumps(model_record.of_model(settings, np.array([1.0, 2.0, 3.0]), voc_classes)))
     assert record["num_classes"] == 21 and record["ignore_label"] == 255 and record["mean_pixel"] == [1.0, 2.0, 3.0]
     assert model_record.classes(record, 255).class_names == list(voc.VOC_CLASSES)
@@ -205,3 +206,19 @@ def test_a_record_without_dataset_or_names_is_described_by_what_it_has():
     assert model_record.described({"num_classes": 151}) == "a 151-class model"
     many = {"dataset": "ade20k", "num_classes": 151, "class_names": ["c%d" % index for index in range(151)]}
     assert model_record.described(many) == "a 151-class ade20k model (c0, c1, c2, c3, c4, ...)"
+
+
+def test_a_record_from_before_backbones_and_geometries_describes_vgg19_in_the_same_geometry(tmp_path):
+    logs_dir = str(tmp_path)
+    for name in ("checkpoint", "model.ckpt-5.index"):
+        open(os.path.join(logs_dir, name), "w").close()
+    with open(os.path.join(logs_dir, "model.json"), "w") as record_file:
+        json.dump({"fc_width": 64, "head": "fcn8s", "num_classes": 3}, record_file)
+    record = model_record.read(logs_dir)
+    assert (record["backbone"], record["geometry"]) == ("vgg19", "same")
+    given = {"backbone"}
+    settings = Settings(**dict(model_record.apply({"backbone": "vgg16", "mode": "evaluate", "logs_dir": logs_dir,
+                                                   "fc_width": 4096, "head": "original", "num_classes": None,
+                                                   "geometry": "same"}, given, record)))
+    with pytest.raises(ValueError, match="records --backbone=vgg19 but the command line says vgg16"):
+        model_record.check(record, settings, given, None)

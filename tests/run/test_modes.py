@@ -61,7 +61,7 @@ def test_training_records_the_model_and_later_modes_rebuild_it_from_that(trained
     record = json.load(open(os.path.join(trained_flags["logs_dir"], model_record.MODEL_RECORD)))
     assert record == {"dataset": "ade20k", "num_classes": 151, "fc_width": NARROW_FC, "image_size": 32,
                       "head": "original", "transpose_vgg_kernels": True, "learn_upsampling": True,
-                      "backbone": "vgg19", "geometry": "same", "mean_pixel": pytest.approx(matconvnet.IMAGENET_MEAN_PIXEL, rel=1e-5), "ignore_label": None,
+                      "backbone": "vgg19", "geometry": "same", "recipe": "none", "mean_pixel": pytest.approx(matconvnet.IMAGENET_MEAN_PIXEL, rel=1e-5), "ignore_label": None,
                       "class_names": scene_parsing.ade20k_class_names(),
                       "palette": scene_parsing.ade20k_palette().tolist()}
     photos = str(tmp_path / "photos")

@@ -77,3 +77,13 @@ def test_the_paper_s_nets_train_from_either_vgg16_file_with_the_paper_s_recipe(t
     saved = tf.train.load_checkpoint(logs_dir)
     np.testing.assert_allclose(saved.get_tensor("inference/conv2_1_w"), conv2_1, atol=1e-6)  # lr 1e-10 barely moves
     assert "inference/conv5_4_w" not in saved.get_variable_to_shape_map()
+
+
+def test_a_checkpoint_of_the_other_vgg_is_one_line_naming_the_flag(tmp_path):
+    path = str(tmp_path / "fcn8s-heavy-pascal.caffemodel")
+    synthetic_caffe.write_caffemodel(path, "voc-fcn8s", synthetic_caffe.random_blobs("voc-fcn8s", WIDTHS, FC_WIDTH))
+    caffe_import.import_mode(path, str(tmp_path / "imported"))
+    start = pretrained.start_checkpoint(settings(tmp_path / "nothing", init_checkpoint=str(tmp_path / "imported")))
+    with pytest.raises(ValueError, match="model.ckpt-0 holds no inference/conv3_4_w: it is not a VGG19 model; pass "
+                                         "the --backbone it was trained with"):
+        pretrained.vgg_unless_restored(settings(tmp_path / "nothing", backbone="vgg19"), start)
