@@ -57,7 +57,7 @@ def vgg_unless_restored(settings, found_checkpoints, with_fc=None):
     vgg_file = matconvnet.vgg_file(settings.model_dir, settings.model_url)
     if with_fc and (os.path.exists(vgg_file) or vgg16_caffemodel(settings)):
         return load_vgg(settings, with_fc=True)[0], mean_pixel
-    print("Restoring every weight from %s, so no VGG file is read: VGG shapes from the checkpoint, mean pixel (%s) "
+    print("Restoring every weight from %s, so no VGG file is needed: VGG shapes from the checkpoint, mean pixel (%s) "
           "%s" % (newest, ", ".join("%.2f" % value for value in mean_pixel),
                   "from model.json" if "mean_pixel" in record else "(the beta16 file's ImageNet mean)"))
     return graphs.vgg_shapes_from_checkpoint(saved_shapes, settings.backbone, newest), mean_pixel
