@@ -179,7 +179,7 @@ flags.DEFINE_enum("dataset", "ade20k", list(datasets.NAMES),
                   "ade20k: MIT Scene Parsing; voc: PASCAL VOC 2012 (data_dir holds VOCdevkit/), with --sbd_dir the "
                   "train_aug set; folder: images/ and annotations/ as ADE20K's, or --train_list/--val_list, classes in "
                   "classes.txt or classes.csv; pascal_context (60 classes), siftflow (33), siftflow_geometric (3), "
-                  "nyud (40): the paper's, laid out as folder with index PNGs in the reference's class order, 255 ignored; "
+                  "nyud (40): the paper's, as folder, index PNGs in the reference's class order, 255 ignored; "
                   "arrays: {train,validation}_{images,labels}.npy")
 flags.DEFINE_integer("num_classes", None, "number of classes. Default: the dataset's (ADE20K 151, VOC 21, ..., "
                      "folder: the lines of classes.txt, arrays: the one-hot depth or the largest label + 1)",
@@ -262,7 +262,8 @@ def settings_from(flag_values, given):
         values = model_record.apply_start(values, given, start or {})
     if values["recipe"] == "paper":  # the reference's solver, for the flags not given nor recorded
         recipe = spec.paper_recipe(values["head"], values["dataset"])
-        values.update((name, value) for name, value in recipe.items() if name not in given and name not in (record or ()))
+        values.update((name, value) for name, value in recipe.items()
+                      if name not in given and name not in (record or ()))
     if "model_url" not in given:
         values["model_url"] = matconvnet.MODEL_URLS[values["backbone"]]
     if values["transpose_vgg_kernels"] is None:  # the original's checkpoints need it; the file's order is H, W, in, out
