@@ -1,5 +1,5 @@
 # make demo: set up and run FCN-8s on the built-in synthetic data.  make test: set up and run the tests but the
-# 45 slowest (393 tests, about 2.5 minutes on 2 cores); make test-all: all 438, as CI runs them (about 6.5 minutes).
+# 46 slowest (617 tests, about 3.5 minutes on 2 cores); make test-all: all 663, as CI runs them (about 8 minutes).
 # make demo-voc: fine-tune the demo's model on synthetic scenes in the PASCAL VOC layout (runs make demo first if needed).
 PYTHON ?= python3
 VENV ?= .venv
