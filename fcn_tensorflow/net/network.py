@@ -137,7 +137,7 @@ def fuse_skip(scores, pool, pool_name, upscore_name, head, learn_upsampling=True
     scales the pool first (scale_pool4); the caffe geometry crops the skip's scores (score_pool4c) to the
     upsampled ones, whose size the unpadded transposed convolution gives."""
     num_classes = scores.shape[-1]
-    size = tf.shape(pool) if geometry == "same" else tf.shape(scores) * [1, 2, 2, 1] + [0, 2, 2, 0]  # 2 (h - 1) + 4
+    size = tf.shape(pool) if geometry == "same" else unpadded_upsampled_shape(scores, 2)
     upscore = learned_upsampling(scores, size, upscore_name, learn_upsampling, convs_as_matmul, geometry)
     if head == "fcn8s_atonce":
         pool = scale_layer(pool, "scale_" + pool_name)
@@ -170,18 +170,24 @@ def score_layer(features, num_classes, name, convs_as_matmul=True):
         return tf.nn.bias_add(conv, bias, name=scope.original_name_scope)
 
 
-def learned_upsampling(scores, output_shape, name, trainable=True, convs_as_matmul=True, geometry="same"):
-    """upscore2, upscore_pool4: a 4x4 stride-2 transposed convolution from all classes to all classes, no bias,
-    starting as bilinear interpolation of each class on its own (its kernel is diagonal in the classes); SAME, or
-    unpadded in the caffe geometry."""
+def learned_upsampling(scores, output_shape, name, trainable=True, convs_as_matmul=True, geometry="same", stride=2):
+    """upscore2, upscore_pool4: a 4x4 stride-2 transposed convolution (2 stride x 2 stride, stride) from all classes
+    to all classes, no bias, starting as bilinear interpolation of each class on its own (its kernel is diagonal in
+    the classes); SAME, or unpadded in the caffe geometry."""
     num_classes = scores.shape[-1]
     with tf.compat.v1.variable_scope(name) as scope:
-        initial = tf.constant(bilinear_filter(4))[:, :, None, None] * tf.eye(num_classes)
+        initial = tf.constant(bilinear_filter(2 * stride))[:, :, None, None] * tf.eye(num_classes)
         kernel = _model_variable(initial, trainable, "kernel")
         output_shape = tf.stack([output_shape[0], output_shape[1], output_shape[2], num_classes])
         padding = "SAME" if geometry == "same" else "VALID"
-        return tf.identity(utils.conv2d_transpose(scores, kernel, output_shape, 2, convs_as_matmul, padding),
+        return tf.identity(utils.conv2d_transpose(scores, kernel, output_shape, stride, convs_as_matmul, padding),
                            name=scope.original_name_scope)
+
+
+def unpadded_upsampled_shape(scores, stride):
+    """The shape an unpadded transposed convolution (kernel 2 stride) gives: stride (h - 1) + 2 stride = stride h +
+    stride, the same for the width."""
+    return tf.shape(scores) * [1, stride, stride, 1] + [0, stride, stride, 0]
 
 
 def fixed_upsampling(scores, image_shape, stride, name, convs_as_matmul=True):
@@ -203,16 +209,10 @@ def fixed_upsampling(scores, image_shape, stride, name, convs_as_matmul=True):
 
 
 def caffe_final_upsampling(scores, image_shape, stride, offset, convs_as_matmul=True):
-    """upscore8/16/32 as the reference's: an unpadded transposed convolution with a kernel from all classes to all
-    classes (the file's; fresh: bilinear per class, fixed), then `score`, the image's size cropped at `offset`."""
-    size, num_classes = 2 * stride, scores.shape[-1]
-    with tf.compat.v1.variable_scope("upscore%d" % stride):
-        initial = tf.constant(bilinear_filter(size))[:, :, None, None] * tf.eye(num_classes)
-        kernel = _model_variable(initial, False, "kernel")
-        shape = tf.shape(scores)
-        output_shape = tf.stack([shape[0], stride * (shape[1] - 1) + size, stride * (shape[2] - 1) + size,
-                                 num_classes])
-        upsampled = utils.conv2d_transpose(scores, kernel, output_shape, stride, convs_as_matmul, "VALID")
+    """upscore8/16/32 as the reference's: learned_upsampling unpadded with a kernel from all classes to all classes
+    (the file's; fresh: bilinear per class), kept fixed, then `score`, the image's size cropped at `offset`."""
+    upsampled = learned_upsampling(scores, unpadded_upsampled_shape(scores, stride), "upscore%d" % stride, False,
+                                   convs_as_matmul, "caffe", stride)
     return crop(upsampled, offset, image_shape, "score")
 
 

@@ -47,7 +47,7 @@ def import_mode(path, logs_dir, output="semantic", dataset=None, image_size=224)
     classes = imported_classes(imported)
     created = downloads.missing_folders(logs_dir)
     before = set() if created else set(os.listdir(logs_dir))
-    record = model_record.of_import(imported, classes, image_size, path)
+    record = model_record.of_import(imported, imported_network(imported), classes, image_size, path)
     try:
         os.makedirs(logs_dir, exist_ok=True)
         write_checkpoint(imported, logs_dir)
@@ -111,8 +111,8 @@ def imported_network(imported):
 def vgg_weights(variables):
     """{layer: (kernel, bias)} of VGG16's conv layers and fc6/fc7 from `variables` (checkpoint names): the shapes
     network.vgg_net and the head build their variables from."""
-    layers = [name for name in matconvnet.conv_layers("vgg16") if name.startswith("conv")] + list(matconvnet.FC_LAYERS)
-    return {layer: tuple(variables[name] for name in spec.checkpoint_names(layer)) for layer in layers}
+    return {layer: tuple(variables[name] for name in spec.checkpoint_names(layer))
+            for layer in released_fcns.VGG16_CONVS + matconvnet.FC_LAYERS}
 
 
 def remove_written(logs_dir, created, before):

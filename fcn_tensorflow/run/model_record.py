@@ -122,12 +122,13 @@ def of_model(settings, mean_pixel, classes):
     return record
 
 
-def of_import(imported, classes, image_size, path):
-    """What model.json records of a model imported from a released Caffe FCN (released_fcns.Imported): the paper's
-    VGG16 in the Caffe geometry with fixed upsampling, its classes and mean pixel, and where it came from."""
-    return {"mean_pixel": [float(value) for value in imported.mean_pixel], "fc_width": imported.fc_width,
-            "head": imported.head, "num_classes": classes.num_classes, "backbone": "vgg16", "geometry": "caffe",
-            "image_size": image_size, "transpose_vgg_kernels": False, "learn_upsampling": False,
+def of_import(imported, net, classes, image_size, path):
+    """What model.json records of a model imported from a released Caffe FCN (released_fcns.Imported) as the
+    spec.Net `net` (the paper's VGG16 in the Caffe geometry with fixed upsampling): that network, its classes and mean
+    pixel, and where it came from."""
+    return {"mean_pixel": [float(value) for value in imported.mean_pixel], "fc_width": net.fc_width,
+            "head": net.head, "num_classes": classes.num_classes, "backbone": net.backbone, "geometry": net.geometry,
+            "image_size": image_size, "transpose_vgg_kernels": False, "learn_upsampling": net.learn_upsampling,
             "dataset": imported.dataset or "folder", "ignore_label": classes.ignore_label,
             "class_names": list(classes.class_names), "palette": classes.palette.tolist(),
             "caffemodel": {"net": imported.net, "file": os.path.abspath(path), "output": imported.output}}
